@@ -1,0 +1,86 @@
+/**
+ * Where a training run and the promoted model live in the store, and the run status document.
+ *
+ * ```
+ * datasets/<name>.zip|.tar|.tar.gz   uploads; each new object version starts one run
+ * runs/<runId>/status.json           RunStatus: queued → running → succeeded | failed (with reason)
+ * runs/<runId>/metrics.json          see trainer docs
+ * runs/<runId>/report.html           human-readable report with plots
+ * runs/<runId>/model/                TF.js layers model (model.json, weights) + meta.json
+ * runs/<runId>/checkpoint/           latest epoch checkpoint, for resuming a retried attempt
+ * models/<runId>/                    copy of a promoted run's model/ (+ metrics.json)
+ * models/latest.json                 Promotion: which run the predict endpoint serves
+ * ```
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+
+export const DATASET_PREFIX = 'datasets/'
+export const DATASET_SUFFIXES = ['.zip', '.tar', '.tar.gz', '.tgz'] as const
+export const LATEST_MODEL_KEY = 'models/latest.json'
+
+export const runKeys = (runId: string) => {
+  const root = `runs/${runId}/`
+  return {
+    root,
+    status: `${root}status.json`,
+    metrics: `${root}metrics.json`,
+    report: `${root}report.html`,
+    model: `${root}model/`,
+    checkpoint: `${root}checkpoint/`,
+    log: `${root}log.txt`,
+  }
+}
+
+export const modelPrefix = (runId: string) => `models/${runId}/`
+
+export const isDatasetKey = (key: string) =>
+  key.startsWith(DATASET_PREFIX) && DATASET_SUFFIXES.some((s) => key.endsWith(s))
+
+export const RunState = z.enum(['queued', 'running', 'succeeded', 'failed'])
+export type RunState = z.infer<typeof RunState>
+
+export const RunStatus = z.object({
+  runId: z.string().min(1),
+  state: RunState,
+  dataset: z.object({ key: z.string(), versionId: z.string().optional(), etag: z.string().optional() }),
+  /** Batch job id, or local runner's process id. */
+  jobId: z.string().optional(),
+  /** Why the run failed (state `failed`), or a progress note. */
+  reason: z.string().optional(),
+  /** Epoch reached so far, while running. */
+  epoch: z.number().int().optional(),
+  epochs: z.number().int().optional(),
+  attempt: z.number().int().optional(),
+  /** Headline test metrics, on success. */
+  summary: z.record(z.string(), z.number()).optional(),
+  promoted: z.boolean().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+})
+export type RunStatus = z.infer<typeof RunStatus>
+
+export const Promotion = z.object({
+  runId: z.string().min(1),
+  /** Store prefix holding model.json, its weights and meta.json. */
+  modelPrefix: z.string(),
+  promotedAt: z.string(),
+  summary: z.record(z.string(), z.number()).optional(),
+})
+export type Promotion = z.infer<typeof Promotion>
+
+/**
+ * A run id that is the same for the same dataset object version, so a repeated event never starts two runs:
+ * `<dataset name>-<first 10 hex of sha256(key + version)>`.
+ */
+export function runIdFor(key: string, version: string): string {
+  const base = key
+    .slice(DATASET_PREFIX.length)
+    .replace(/\.(zip|tar|tar\.gz|tgz)$/, '')
+    .replace(/[^A-Za-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+  const hash = createHash('sha256').update(`${key}\u0000${version}`).digest('hex').slice(0, 10)
+  return `${base || 'dataset'}-${hash}`
+}
