@@ -19,6 +19,12 @@ export interface ModelOptions {
   /** Dropout before the heads. @default 0 */
   readonly dropout?: number
   readonly seed?: number
+  /**
+   * Channels of the first stage; later stages double it. 64 is ResNet18 (and what pretrained weights need);
+   * smaller widths give a proportionally cheaper model for smoke tests and tiny datasets.
+   * @default 64
+   */
+  readonly width?: number
 }
 
 /** PyTorch BatchNorm defaults: eps 1e-5, running stats updated with momentum 0.1. */
@@ -37,9 +43,12 @@ function seeded(seed: number | undefined, offset: number) {
 }
 
 export function createModel(options: ModelOptions): tf.LayersModel {
-  const { inputSize, ageBias = 30, dropout = 0, seed } = options
+  const { inputSize, ageBias = 30, dropout = 0, seed, width = 64 } = options
   if (!Number.isInteger(inputSize) || inputSize < 32 || inputSize % 32 !== 0) {
     throw new Error(`inputSize must be a multiple of 32 and at least 32, got ${inputSize}`)
+  }
+  if (!Number.isInteger(width) || width < 4 || width % 4 !== 0) {
+    throw new Error(`width must be a positive multiple of 4, got ${width}`)
   }
   let layerCount = 0
   // He-normal (fan_out) as torchvision initializes convolutions.
@@ -72,23 +81,24 @@ export function createModel(options: ModelOptions): tf.LayersModel {
   }
 
   const input = tf.input({ shape: [inputSize, inputSize, 3], name: 'image' })
-  let x = relu('relu')(bn('bn1')(conv('conv1', 64, 7, 2, 3)(input)))
+  let x = relu('relu')(bn('bn1')(conv('conv1', width, 7, 2, 3)(input)))
   x = tf.layers.zeroPadding2d({ name: 'maxpool.pad', padding: 1 }).apply(x) as tf.SymbolicTensor
   x = tf.layers.maxPooling2d({ name: 'maxpool', poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor
 
-  let channels = 64
+  let channels = width
   for (const stage of STAGES) {
+    const filters = (stage.filters / 64) * width
     for (let block = 0; block < 2; block++) {
       const stride = block === 0 ? stage.stride : 1
       const p = `${stage.name}.${block}`
-      let y = relu(`${p}.relu1`)(bn(`${p}.bn1`)(conv(`${p}.conv1`, stage.filters, 3, stride, 1)(x)))
-      y = bn(`${p}.bn2`)(conv(`${p}.conv2`, stage.filters, 3, 1, 1)(y))
+      let y = relu(`${p}.relu1`)(bn(`${p}.bn1`)(conv(`${p}.conv1`, filters, 3, stride, 1)(x)))
+      y = bn(`${p}.bn2`)(conv(`${p}.conv2`, filters, 3, 1, 1)(y))
       const shortcut =
-        stride !== 1 || channels !== stage.filters
-          ? bn(`${p}.downsample.1`)(conv(`${p}.downsample.0`, stage.filters, 1, stride, 0)(x))
+        stride !== 1 || channels !== filters
+          ? bn(`${p}.downsample.1`)(conv(`${p}.downsample.0`, filters, 1, stride, 0)(x))
           : x
       x = relu(`${p}.relu2`)(tf.layers.add({ name: `${p}.add` }).apply([y, shortcut]) as tf.SymbolicTensor)
-      channels = stage.filters
+      channels = filters
     }
   }
   let features = tf.layers.globalAveragePooling2d({ name: 'avgpool' }).apply(x) as tf.SymbolicTensor

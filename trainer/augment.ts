@@ -1,0 +1,44 @@
+/**
+ * Training-time augmentation on a batch in [0, 1] `[batch, size, size, 3]`:
+ * random crop with scale and aspect jitter (zoom 0.8–1), horizontal flip (a reversed crop box),
+ * brightness, contrast and saturation jitter (±20%). Parameters come from a seeded {@link Rng}.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs'
+import type { Rng } from '../core/random.js'
+
+export function augmentBatch(unit: tf.Tensor4D, rng: Rng): tf.Tensor4D {
+  const [batch, height, width] = unit.shape
+  const boxes: number[] = []
+  const bright: number[] = []
+  const contrast: number[] = []
+  const saturation: number[] = []
+  for (let i = 0; i < batch; i++) {
+    const scale = rng.uniform(0.8, 1)
+    const aspect = rng.uniform(0.9, 1.1)
+    const h = Math.min(1, scale * Math.sqrt(aspect))
+    const w = Math.min(1, scale / Math.sqrt(aspect))
+    const y1 = rng.uniform(0, 1 - h)
+    const x1 = rng.uniform(0, 1 - w)
+    // cropAndResize samples x from x1 to x2; x1 > x2 mirrors the crop, so flipping costs nothing extra
+    if (rng.next() < 0.5) boxes.push(y1, x1 + w, y1 + h, x1)
+    else boxes.push(y1, x1, y1 + h, x1 + w)
+    bright.push(rng.uniform(0.8, 1.2))
+    contrast.push(rng.uniform(0.8, 1.2))
+    saturation.push(rng.uniform(0.8, 1.2))
+  }
+  return tf.tidy(() => {
+    const perImage = (v: number[]) => tf.tensor4d(v, [batch, 1, 1, 1])
+    const indices = tf.tensor1d(
+      Array.from({ length: batch }, (_, i) => i),
+      'int32'
+    )
+    let x = tf.image.cropAndResize(unit, tf.tensor2d(boxes, [batch, 4]), indices, [height, width], 'bilinear')
+    x = x.mul(perImage(bright))
+    const gray = x.mul(tf.tensor1d([0.299, 0.587, 0.114])).sum(-1, true)
+    x = gray.add(x.sub(gray).mul(perImage(saturation)))
+    const mean = gray.mean([1, 2, 3], true)
+    x = mean.add(x.sub(mean).mul(perImage(contrast)))
+    return x.clipByValue(0, 1) as tf.Tensor4D
+  })
+}

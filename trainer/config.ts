@@ -1,0 +1,55 @@
+/**
+ * Training settings: one zod schema, parsed once at the edge (CLI flags or the job's environment).
+ * @module
+ */
+import { z } from 'zod'
+
+export const TrainConfig = z.object({
+  epochs: z.coerce.number().int().min(1).max(1000).default(10),
+  imageSize: z.coerce
+    .number()
+    .int()
+    .min(32)
+    .max(512)
+    .refine((v) => v % 32 === 0, 'image size must be a multiple of 32')
+    .default(64),
+  batchSize: z.coerce.number().int().min(1).max(1024).default(32),
+  /** Peak Adam learning rate, reached after warm-up, then cosine decay to `learningRate * minLearningRateRatio`. */
+  learningRate: z.coerce.number().positive().max(1).default(1e-3),
+  minLearningRateRatio: z.coerce.number().min(0).max(1).default(0.02),
+  /** Share of all steps spent warming the learning rate up linearly from near zero. */
+  warmupFraction: z.coerce.number().min(0).max(0.5).default(0.03),
+  /** Weight of the gender cross-entropy beside the L1 age loss (years). */
+  genderWeight: z.coerce.number().min(0).default(1),
+  augment: z.coerce.boolean().default(true),
+  dropout: z.coerce.number().min(0).max(0.9).default(0),
+  /** Channels of the first stage (64 = ResNet18). Smaller only for smoke tests. */
+  width: z.coerce.number().int().min(4).default(64),
+  seed: z.coerce.number().int().default(42),
+  /** torchvision ResNet18 `model.safetensors` to initialize the backbone. */
+  pretrained: z.string().optional(),
+  /** Use at most this many images (taken evenly by split), for quick runs. */
+  maxImages: z.coerce.number().int().positive().optional(),
+  evalBatchSize: z.coerce.number().int().positive().default(64),
+})
+export type TrainConfig = z.infer<typeof TrainConfig>
+export type TrainConfigInput = z.input<typeof TrainConfig>
+
+export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
+  const parsed = TrainConfig.safeParse(input)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`)
+    throw new Error(`invalid training settings: ${issues.join('; ')}`)
+  }
+  return parsed.data
+}
+
+/** Learning rate at `step` of `total`: linear warm-up, then cosine decay. */
+export function learningRateAt(config: TrainConfig, step: number, total: number): number {
+  const warmup = Math.max(1, Math.round(total * config.warmupFraction))
+  const peak = config.learningRate
+  if (step < warmup) return (peak * (step + 1)) / warmup
+  const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup))
+  const floor = peak * config.minLearningRateRatio
+  return floor + (peak - floor) * 0.5 * (1 + Math.cos(Math.PI * t))
+}
