@@ -21,7 +21,9 @@ export const TrainConfig = z.object({
   warmupFraction: z.coerce.number().min(0).max(0.5).default(0.03),
   /** Weight of the gender cross-entropy beside the L1 age loss (years). */
   genderWeight: z.coerce.number().min(0).default(1),
-  augment: z.coerce.boolean().default(true),
+  augment: z
+    .preprocess((v) => (v === 'false' || v === '0' ? false : v === 'true' || v === '1' ? true : v), z.boolean())
+    .default(true),
   dropout: z.coerce.number().min(0).max(0.9).default(0),
   /** Channels of the first stage (64 = ResNet18). Smaller only for smoke tests. */
   width: z.coerce.number().int().min(4).default(64),

@@ -1,0 +1,82 @@
+/**
+ * Command-line flags of `npm run train` → {@link TrainConfigInput}. Kept apart from main so it is testable.
+ * @module
+ */
+import { parseArgs } from 'node:util'
+import type { TrainConfigInput } from './config.js'
+
+export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.tar.gz> --out <folder> [options]
+
+  --data PATH            dataset: UTKFace-named images, or any images with a labels.csv (filename,age,gender)
+  --out PATH             output folder: model/, metrics.json, report.html, checkpoint/
+  --epochs N             (default 10)        --image-size S   multiple of 32 (default 64)
+  --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
+  --seed N               (default 42)        --pretrained F   torchvision ResNet18 model.safetensors
+  --max-images N         use at most N images (quick runs)
+  --width N              first-stage channels (64 = ResNet18; smaller for smoke tests)
+  --dropout X            dropout before the heads (default 0)
+  --gender-weight X      weight of the gender loss (default 1)
+  --no-augment           no flips, crops or colour jitter
+  --resume               continue from --out/checkpoint if present
+  --backend NAME         auto | tensorflow-gpu | tensorflow | wasm | cpu (or env AGEGENDER_BACKEND)
+`
+
+export interface TrainArgs {
+  readonly data: string
+  readonly out: string
+  readonly resume: boolean
+  readonly backend: string | undefined
+  readonly config: TrainConfigInput
+}
+
+export function parseTrainArgs(argv: readonly string[]): TrainArgs {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      data: { type: 'string' },
+      out: { type: 'string' },
+      epochs: { type: 'string' },
+      'image-size': { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      seed: { type: 'string' },
+      pretrained: { type: 'string' },
+      'max-images': { type: 'string' },
+      width: { type: 'string' },
+      dropout: { type: 'string' },
+      'gender-weight': { type: 'string' },
+      'no-augment': { type: 'boolean', default: false },
+      resume: { type: 'boolean', default: false },
+      backend: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) throw new UsageError(TRAIN_USAGE)
+  if (!values.data) throw new UsageError('--data is required\n\n' + TRAIN_USAGE)
+  if (!values.out) throw new UsageError('--out is required\n\n' + TRAIN_USAGE)
+  const pick = <K extends string>(key: K, value: string | undefined) => (value === undefined ? {} : { [key]: value })
+  return {
+    data: values.data,
+    out: values.out,
+    resume: values.resume,
+    backend: values.backend,
+    config: {
+      ...pick('epochs', values.epochs),
+      ...pick('imageSize', values['image-size']),
+      ...pick('batchSize', values.batch),
+      ...pick('learningRate', values.lr),
+      ...pick('seed', values.seed),
+      ...pick('pretrained', values.pretrained),
+      ...pick('maxImages', values['max-images']),
+      ...pick('width', values.width),
+      ...pick('dropout', values.dropout),
+      ...pick('genderWeight', values['gender-weight']),
+      augment: !values['no-augment'],
+    } as TrainConfigInput,
+  }
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
