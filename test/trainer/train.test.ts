@@ -1,0 +1,109 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { initEngine } from '../../core/engine/index.js'
+import { loadModel } from '../../core/model-io.js'
+import { Predictor } from '../../core/predictor.js'
+import { FolderStore } from '../../core/store/folder-store.js'
+import { parseTrainConfig } from '../../trainer/config.js'
+import { loadDatasetForTraining } from '../../trainer/load.js'
+import { train, TrainingError, type TrainEvent } from '../../trainer/train.js'
+import { corruptImage, makeImages, writeFolder } from '../support/images.js'
+
+// A small width-8 ResNet18 on 32 px synthetic faces whose size/brightness encode age and tint encodes gender.
+const SETTINGS = { epochs: 6, imageSize: 32, batchSize: 16, width: 8, learningRate: 3e-3, seed: 7 }
+const quiet = () => {}
+
+describe('train', () => {
+  let dataDir: string
+  let outDir: string
+  let engine: { name: string; description: string }
+
+  beforeAll(async () => {
+    engine = await initEngine()
+    const images = await makeImages({ count: 360, size: 48, seed: 3 })
+    dataDir = await writeFolder([
+      ...images.map((i) => ({ name: i.name, bytes: i.bytes })),
+      { name: '30_1_0_20170101000000999.jpg.chip.jpg', bytes: corruptImage(5) },
+      { name: 'not-a-label.jpg', bytes: images[0]!.bytes },
+    ])
+    outDir = await mkdtemp(join(tmpdir(), 'agegender-train-'))
+  })
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true })
+    await rm(outDir, { recursive: true, force: true })
+  })
+
+  it('learns the signal: losses fall and the test MAE beats the training median', async () => {
+    // Prepare
+    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
+    const output = new FolderStore(outDir)
+    // Act
+    const metrics = await train({ items, dataset, config: parseTrainConfig(SETTINGS), output, backend: engine, log: quiet, tty: false })
+    // Assess
+    const h = metrics.history
+    expect(h).toHaveLength(SETTINGS.epochs)
+    expect(h.at(-1)!.trainLoss).toBeLessThan(h[0]!.trainLoss)
+    expect(metrics.test).not.toBeNull()
+    expect(metrics.test!.ageMae).toBeLessThan(metrics.baselines!.medianAgeMae)
+    expect(metrics.test!.genderAccuracy).toBeGreaterThan(metrics.baselines!.majorityGenderAccuracy)
+    expect(metrics.dataset.skipped).toMatchObject({ 'unreadable-image': 1, 'bad-name': 1 })
+    expect(metrics.backend.name).toBe(engine.name)
+    expect(Object.keys(metrics.test!.byAgeBand).length).toBeGreaterThan(3)
+    expect(metrics.throughput.trainImagesPerSecond).toBeGreaterThan(0)
+  })
+
+  it('exports a model that reloads and predicts what the run measured', async () => {
+    const store = new FolderStore(outDir)
+    const metricsJson = JSON.parse(Buffer.from((await store.get('metrics.json'))!).toString())
+    const { model, meta } = await loadModel(store, 'model/')
+    expect(meta.inputSize).toBe(SETTINGS.imageSize)
+    expect(meta.summary?.testAgeMae).toBeCloseTo(metricsJson.test.ageMae, 6)
+    const [face] = await makeImages({ count: 1, size: 48, seed: 99 })
+    const [p] = await new Predictor(model, meta).predictImages([face!.bytes])
+    expect(p!.age).toBeGreaterThan(0)
+    expect(p!.genderProbability).toBeGreaterThanOrEqual(0)
+    expect(p!.genderProbability).toBeLessThanOrEqual(1)
+    const report = Buffer.from((await store.get('report.html'))!).toString()
+    expect(report).toContain('<svg')
+    expect(report).toContain(metricsJson.test.ageMae.toFixed(2))
+    model.dispose()
+  })
+
+  it('resumes from the last checkpoint after an interruption', async () => {
+    // Prepare: a run stopped after its second epoch
+    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
+    const dir = await mkdtemp(join(tmpdir(), 'agegender-resume-'))
+    const output = new FolderStore(dir)
+    const config = parseTrainConfig({ ...SETTINGS, epochs: 3 })
+    const stop = new Error('stopped')
+    await expect(
+      train({
+        items, dataset, config, output, backend: engine, log: quiet, tty: false,
+        onEvent: (e) => {
+          if (e.type === 'epoch' && e.epoch === 2) throw stop
+        },
+      })
+    ).rejects.toBe(stop)
+    // Act
+    const events: TrainEvent[] = []
+    const metrics = await train({ items, dataset, config, output, backend: engine, log: quiet, tty: false, resume: true, onEvent: (e) => void events.push(e) })
+    // Assess
+    expect(events).toContainEqual({ type: 'resumed', epochsDone: 2 })
+    expect(events.filter((e) => e.type === 'epoch').map((e) => (e as { epoch: number }).epoch)).toEqual([3])
+    expect(metrics.history.map((r) => r.epoch)).toEqual([1, 2, 3])
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('fails with a reason when no image is usable', async () => {
+    const dir = await writeFolder([{ name: '20_0_0_20170101000000000.jpg.chip.jpg', bytes: corruptImage(1) }])
+    const { items, dataset } = await loadDatasetForTraining({ path: dir }, quiet)
+    const out = await mkdtemp(join(tmpdir(), 'agegender-empty-'))
+    await expect(
+      train({ items, dataset, config: parseTrainConfig(SETTINGS), output: new FolderStore(out), backend: engine, log: quiet, tty: false })
+    ).rejects.toThrow(TrainingError)
+    await rm(dir, { recursive: true, force: true })
+    await rm(out, { recursive: true, force: true })
+  })
+})

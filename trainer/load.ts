@@ -1,0 +1,40 @@
+/**
+ * Reads a dataset for training, with progress, into the items and description {@link train} takes.
+ * @module
+ */
+import { loadDataset } from './dataset.js'
+import type { DatasetSource } from './dataset-source.js'
+import { createProgress } from './progress.js'
+import type { DatasetInfo, TrainItem } from './train.js'
+
+export async function loadDatasetForTraining(
+  source: DatasetSource,
+  log: (line: string) => void = (line) => process.stderr.write(line + '\n')
+): Promise<{ items: TrainItem[]; dataset: DatasetInfo }> {
+  const start = performance.now()
+  const label = 'path' in source ? source.path : source.name
+  let bar: ReturnType<typeof createProgress> | undefined
+  const loaded = await loadDataset(source, {
+    onProgress: (read, total) => {
+      if (!total) return
+      bar ??= createProgress({ label: 'read', total: Math.ceil(total / 2 ** 20), write: log })
+      bar.update(Math.floor(read / 2 ** 20), { MiB: Math.floor(read / 2 ** 20) })
+    },
+  })
+  bar?.stop()
+  const { counts, skipped } = loaded
+  log(
+    `dataset ${label}: ${counts.used} labelled images of ${counts.total} (train ${counts.train}, val ${counts.val}, test ${counts.test})` +
+      (Object.keys(skipped).length ? `, skipped ${JSON.stringify(skipped)}` : '')
+  )
+  return {
+    items: loaded.items,
+    dataset: {
+      source: label,
+      counts,
+      skipped,
+      skippedExamples: loaded.skippedExamples,
+      loadSeconds: (performance.now() - start) / 1000,
+    },
+  }
+}
