@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest'
+import { parseTrainArgs, UsageError } from '../../trainer/cli-args.js'
+import { learningRateAt, parseTrainConfig } from '../../trainer/config.js'
+
+describe('training settings', () => {
+  it('fills defaults and coerces strings from flags or the environment', () => {
+    const c = parseTrainConfig({ epochs: '3', imageSize: '128', augment: 'false' } as never)
+    expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64 })
+  })
+
+  it('rejects bad values naming the setting', () => {
+    expect(() => parseTrainConfig({ imageSize: 100 })).toThrow(/imageSize: image size must be a multiple of 32/)
+    expect(() => parseTrainConfig({ epochs: 0 })).toThrow(/epochs/)
+  })
+
+  it('warms the learning rate up, then decays it by a cosine to the floor', () => {
+    const c = parseTrainConfig({ learningRate: 1e-3, warmupFraction: 0.1, minLearningRateRatio: 0.01 })
+    const total = 100
+    expect(learningRateAt(c, 0, total)).toBeCloseTo(1e-4)
+    expect(learningRateAt(c, 9, total)).toBeCloseTo(1e-3)
+    expect(learningRateAt(c, 10, total)).toBeCloseTo(1e-3)
+    expect(learningRateAt(c, 55, total)).toBeCloseTo(1e-5 + (1e-3 - 1e-5) * 0.5)
+    expect(learningRateAt(c, 100, total)).toBeCloseTo(1e-5)
+  })
+
+  it('parses the train command line', () => {
+    const a = parseTrainArgs(['--data', 'd.zip', '--out', 'o', '--epochs', '2', '--image-size', '96', '--no-augment', '--resume'])
+    expect(a).toMatchObject({ data: 'd.zip', out: 'o', resume: true, config: { epochs: '2', imageSize: '96', augment: false } })
+    expect(() => parseTrainArgs(['--out', 'o'])).toThrow(UsageError)
+    expect(() => parseTrainArgs(['--data', 'd', '--out', 'o', '--bogus'])).toThrow(/bogus/)
+  })
+})
