@@ -34,9 +34,8 @@ describe('s3ClientConfig', () => {
 
   it('lets S3_FORCE_PATH_STYLE decide either way', () => {
     expect(s3ClientConfig({ S3_FORCE_PATH_STYLE: 'true' })).toEqual({ forcePathStyle: true })
-    expect(s3ClientConfig({ AWS_ENDPOINT_URL_S3: 'http://minio:9000', S3_FORCE_PATH_STYLE: 'false', AWS_REGION: 'x' })).toMatchObject({
-      forcePathStyle: false,
-    })
+    const env = { AWS_ENDPOINT_URL_S3: 'http://minio:9000', S3_FORCE_PATH_STYLE: 'false', AWS_REGION: 'x' }
+    expect(s3ClientConfig(env)).toMatchObject({ forcePathStyle: false })
   })
 
   it('leaves checksum modes to the SDK when their standard variables are set', () => {

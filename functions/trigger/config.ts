@@ -1,0 +1,38 @@
+/**
+ * The trigger's configuration, parsed once from the Lambda environment at cold start.
+ * @module
+ */
+import { z } from 'zod'
+
+const required = (what: string) => z.string({ error: `required: ${what}` }).trim().min(1, `required: ${what}`)
+
+const EnvSchema = z.object({
+  STORE_BUCKET: required('the dataset and run bucket'),
+  JOB_QUEUE_ARN: required('the Batch job queue (ARN or name)'),
+  JOB_DEFINITION_ARN: required('the Batch job definition (ARN, or name:revision)'),
+})
+
+export interface TriggerConfig {
+  readonly bucket: string
+  readonly jobQueue: string
+  readonly jobDefinition: string
+}
+
+/** Thrown at cold start when the environment is incomplete; the message names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+/**
+ * @example
+ * const config = parseTriggerConfig(process.env) // { bucket, jobQueue, jobDefinition }
+ */
+export function parseTriggerConfig(env: Readonly<Record<string, string | undefined>>): TriggerConfig {
+  const parsed = EnvSchema.safeParse(env)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+    throw new ConfigError(`invalid trigger environment: ${issues}`, { cause: parsed.error })
+  }
+  const e = parsed.data
+  return { bucket: e.STORE_BUCKET, jobQueue: e.JOB_QUEUE_ARN, jobDefinition: e.JOB_DEFINITION_ARN }
+}

@@ -1,0 +1,228 @@
+/**
+ * An S3-compatible server inside this process (s3rver), for running the whole pipeline on one machine and for
+ * tests: the same S3 code talks to it as to AWS, through `AWS_ENDPOINT_URL_S3` (see `core/store/s3-config.ts`).
+ *
+ * Data lives in `directory`, so a restart loses nothing. Object-created notifications are forwarded as standard
+ * S3 event records, normalized from s3rver's approximation of them:
+ * - the key is URL-encoded the way S3 does it (space → `+`), where s3rver sends it raw;
+ * - `eTag` is filled in for Copy events (s3rver omits it) from the stored object;
+ * - `sequencer` increases strictly per server (s3rver uses the millisecond clock, so writes within one
+ *   millisecond would share one), and the bucket ARN is `arn:aws:s3:::bucket` (s3rver writes `: : :`);
+ * - there is never a `versionId` (s3rver has no versioning), so consumers fall back to the ETag.
+ *
+ * One s3rver bug is patched: it builds ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node ≥ 17)
+ * lacks, so every truncated V2 listing (over 1000 keys, or MaxKeys) failed with InternalError. V2 listings are
+ * served through s3rver's V1 (marker) code path with tokens of our own.
+ *
+ * s3rver only accepts the credentials `S3RVER` / `S3RVER`; `env` holds them with the endpoint.
+ * @module
+ */
+import type { S3ClientConfig } from '@aws-sdk/client-s3'
+import type { S3EventRecord } from 'aws-lambda'
+import { mkdir } from 'node:fs/promises'
+import S3rver from 's3rver'
+
+/** The only access key s3rver knows. */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const
+
+/** The one method of s3rver's (untyped, internal) filesystem store used here. */
+interface S3rverStore {
+  getMetadata(bucket: string, key: string): Promise<{ etag: string }>
+}
+
+export interface EmbeddedS3Options {
+  /** Folder holding buckets and objects; created if missing. */
+  readonly directory: string
+  /** Created if missing. */
+  readonly bucket: string
+  /** TCP port on 127.0.0.1; 0 picks a free one. @default 0 */
+  readonly port?: number
+  /**
+   * Called for every object created (Put, multipart completion, Post, Copy) in any bucket, once the object is
+   * stored. Called while s3rver finishes the request, so start work and return; a throw or rejection is
+   * passed to `onError` and never fails the upload.
+   */
+  readonly onObjectCreated?: (record: S3EventRecord) => void | Promise<void>
+  /** @default - logs to stderr */
+  readonly onError?: (err: unknown, record: S3EventRecord | undefined) => void
+  /** Print s3rver's request log. @default false */
+  readonly verbose?: boolean
+}
+
+export interface EmbeddedS3 {
+  /** `http://127.0.0.1:<port>` */
+  readonly endpoint: string
+  readonly port: number
+  readonly bucket: string
+  readonly credentials: typeof EMBEDDED_S3_CREDENTIALS
+  /** Variables that point the AWS SDK (in this process or a child) at this server. */
+  readonly env: Readonly<Record<string, string>>
+  /** `new S3Client(clientConfig)` talks to this server without touching `process.env`. */
+  readonly clientConfig: S3ClientConfig
+  stop(): Promise<void>
+}
+
+/**
+ * Starts s3rver on 127.0.0.1.
+ * @example
+ * const s3 = await startEmbeddedS3({ directory: '.local/s3', bucket: 'agegender', onObjectCreated: startRun })
+ * Object.assign(process.env, s3.env)
+ * // ... later
+ * await s3.stop()
+ */
+export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<EmbeddedS3> {
+  await mkdir(options.directory, { recursive: true })
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: options.port ?? 0,
+    silent: !options.verbose,
+    directory: options.directory,
+    // Path-style only: with vhost on, any Host that is not an IP or `localhost` (a machine name, say) would be
+    // taken for a bucket name.
+    vhostBuckets: false,
+    configureBuckets: [{ name: options.bucket }],
+  })
+  // Just before the router (last), so it sees the request before s3rver and the plain body after it.
+  server.middleware.splice(server.middleware.length - 1, 0, listV2ThroughMarkers)
+  const onError =
+    options.onError ??
+    ((err: unknown, record: S3EventRecord | undefined) =>
+      console.error(`embedded S3: object-created handler failed for ${record?.s3.object.key ?? '?'}:`, err))
+  const nextSequencer = sequencerClock()
+  // s3rver's filesystem store: used to read the ETag that Copy events lack.
+  const store = (server as unknown as { store: S3rverStore }).store
+
+  const deliver = (record: S3EventRecord) => {
+    try {
+      Promise.resolve(options.onObjectCreated?.(record)).catch((err: unknown) => onError(err, record))
+    } catch (err) {
+      onError(err, record)
+    }
+  }
+
+  server.on('event', (event) => {
+    for (const raw of event.Records) {
+      if (!raw.eventName.startsWith('ObjectCreated:')) continue
+      const record = normalizeRecord(raw, nextSequencer())
+      if (raw.s3.object.eTag !== undefined) {
+        deliver(record)
+        continue
+      }
+      store.getMetadata(raw.s3.bucket.name, raw.s3.object.key).then(
+        (meta) => {
+          record.s3.object.eTag = (JSON.parse(meta.etag) as string).replace(/"/g, '')
+          deliver(record)
+        },
+        // Deleted again before we looked: S3 would have sent the event, but there is nothing left to process.
+        (err: unknown) => onError(err, record),
+      )
+    }
+  })
+
+  const address = await server.run()
+  const endpoint = `http://127.0.0.1:${address.port}`
+  return {
+    endpoint,
+    port: address.port,
+    bucket: options.bucket,
+    credentials: EMBEDDED_S3_CREDENTIALS,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+    },
+    // The settings s3ClientConfig() derives from `env`, spelled out (see core/store/s3-config.ts).
+    clientConfig: {
+      endpoint,
+      region: 'us-east-1',
+      credentials: { ...EMBEDDED_S3_CREDENTIALS },
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    },
+    stop: () => server.close(),
+  }
+}
+
+/** s3rver's record in the AWS shape (see the module header for what changes). */
+export function normalizeRecord(raw: S3rver.EventRecord, sequencer: string): S3EventRecord {
+  const { name } = raw.s3.bucket
+  return {
+    eventVersion: '2.1',
+    eventSource: 'aws:s3',
+    awsRegion: raw.awsRegion,
+    eventTime: raw.eventTime,
+    eventName: raw.eventName,
+    userIdentity: raw.userIdentity,
+    requestParameters: raw.requestParameters,
+    responseElements: {
+      'x-amz-request-id': raw.responseElements['x-amz-request-id'] ?? '',
+      'x-amz-id-2': raw.responseElements['x-amz-id-2'] ?? '',
+    },
+    s3: {
+      s3SchemaVersion: '1.0',
+      configurationId: raw.s3.configurationId,
+      bucket: { name, ownerIdentity: raw.s3.bucket.ownerIdentity, arn: `arn:aws:s3:::${name}` },
+      object: {
+        key: encodeEventKey(raw.s3.object.key),
+        size: raw.s3.object.size ?? 0,
+        eTag: raw.s3.object.eTag ?? '',
+        sequencer,
+      },
+    },
+  }
+}
+
+/**
+ * Encodes a key as S3 does in event notifications: form encoding (space → `+`, `+` → `%2B`) that keeps `/`.
+ * The inverse is `decodeURIComponent(key.replace(/\+/g, ' '))`.
+ */
+export function encodeEventKey(key: string): string {
+  return encodeURIComponent(key)
+    .replace(/%2F/g, '/')
+    .replace(/%20/g, '+')
+    .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+}
+
+/**
+ * Rewrites a ListObjectsV2 request as V1 (`continuation-token`/`start-after` → `marker`) and the V1 answer back
+ * into V2 (`NextContinuationToken` = the last key, base64url-encoded; `KeyCount`; no owners unless asked).
+ */
+async function listV2ThroughMarkers(ctx: S3rver.Context, next: () => Promise<void>): Promise<void> {
+  const q = ctx.query
+  if (ctx.method !== 'GET' || q['list-type'] !== '2' || !/^\/[^/]+\/?$/.test(ctx.path)) return next()
+  const token = typeof q['continuation-token'] === 'string' ? q['continuation-token'] : undefined
+  const startAfter = typeof q['start-after'] === 'string' ? q['start-after'] : undefined
+  const fetchOwner = q['fetch-owner'] === 'true'
+  const { 'list-type': _v, 'continuation-token': _t, 'start-after': _s, 'fetch-owner': _o, ...v1 } = q
+  const marker = token !== undefined ? Buffer.from(token, 'base64url').toString('utf8') : startAfter
+  ctx.query = marker ? { ...v1, marker } : v1
+  await next()
+
+  const result = (ctx.body as { ListBucketResult?: Record<string, unknown> } | undefined)?.ListBucketResult
+  if (!result) return
+  const contents = (result['Contents'] ?? []) as { Key: string; Owner?: unknown }[]
+  const prefixes = (result['CommonPrefixes'] ?? []) as unknown[]
+  const last = contents.at(-1)?.Key
+  delete result['Marker']
+  delete result['NextMarker']
+  if (!fetchOwner) for (const c of contents) delete c.Owner
+  Object.assign(result, {
+    ...(token !== undefined ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+    ...(result['IsTruncated'] && last ? { NextContinuationToken: toToken(last) } : {}),
+    KeyCount: contents.length + prefixes.length,
+  })
+}
+
+const toToken = (key: string) => Buffer.from(key).toString('base64url')
+
+/** Upper-case hex, 16 digits, strictly increasing: later writes compare greater, as S3 sequencers do. */
+function sequencerClock(): () => string {
+  let last = 0n
+  return () => {
+    const now = BigInt(Date.now()) * 1000n
+    last = now > last ? now : last + 1n
+    return last.toString(16).toUpperCase().padStart(16, '0')
+  }
+}

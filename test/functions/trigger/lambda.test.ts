@@ -1,0 +1,169 @@
+/**
+ * The trigger end to end, as deployed: a real archive uploaded to a real S3 server (embedded s3rver), the event
+ * that server emitted wrapped as the Lambda event, the Lambda entry built from its environment, and only AWS
+ * Batch faked (aws-sdk-client-mock: no Batch emulator exists).
+ */
+import { BatchClient, SubmitJobCommand, type SubmitJobCommandInput } from '@aws-sdk/client-batch'
+import type { S3Event, S3EventRecord } from 'aws-lambda'
+import { mockClient } from 'aws-sdk-client-mock'
+import { buffer } from 'node:stream/consumers'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest'
+import yazl from 'yazl'
+import { RunStatus, runIdFor, runKeys } from '../../../core/runs.js'
+import { getJson } from '../../../core/store/object-store.js'
+import { S3Store } from '../../../core/store/s3-store.js'
+import type { TriggerHandler } from '../../../functions/trigger/handler.js'
+import { useTestS3 } from '../../support/s3-server.js'
+
+const BUCKET = 'agegender-datasets'
+const QUEUE = 'arn:aws:batch:us-east-1:123456789012:job-queue/trainer'
+const DEFINITION = 'arn:aws:batch:us-east-1:123456789012:job-definition/trainer:7'
+
+const s3 = useTestS3(BUCKET)
+const batch = mockClient(BatchClient)
+let handler: TriggerHandler
+let store: S3Store
+let logs: MockInstance<typeof console.log>
+
+beforeAll(async () => {
+  vi.stubEnv('STORE_BUCKET', BUCKET)
+  vi.stubEnv('JOB_QUEUE_ARN', QUEUE)
+  vi.stubEnv('JOB_DEFINITION_ARN', DEFINITION)
+  // lambda.ts reads its environment at import, as at a cold start: import it once the server is up.
+  ;({ handler } = (await import('../../../functions/trigger/lambda.js')) as { handler: TriggerHandler })
+  store = new S3Store({ bucket: BUCKET })
+})
+
+beforeEach(() => {
+  batch.reset()
+  batch.on(SubmitJobCommand).callsFake(acceptJob)
+  logs = vi.spyOn(console, 'log').mockImplementation(() => {})
+})
+
+afterEach(() => {
+  logs.mockRestore()
+})
+
+afterAll(() => {
+  batch.restore()
+})
+
+const acceptJob = (input: SubmitJobCommandInput) => ({ jobId: `job-for-${input.jobName}`, jobName: input.jobName })
+
+/** A small but real zip, shaped like a UTKFace upload. */
+async function datasetArchive(): Promise<Buffer> {
+  const zip = new yazl.ZipFile()
+  zip.addBuffer(Buffer.from('not really a jpeg 1'), 'UTKFace/25_0_0_20170116174525125.jpg.chip.jpg')
+  zip.addBuffer(Buffer.from('not really a jpeg 2'), 'UTKFace/61_1_3_20170109150557335.jpg.chip.jpg')
+  zip.end()
+  return buffer(zip.outputStream)
+}
+
+/** Uploads `body` and returns the Lambda event built from the record the S3 server emitted for it. */
+async function upload(key: string, body: Buffer | string): Promise<S3Event> {
+  await store.put(key, body)
+  const record: S3EventRecord = s3().lastEventFor(key)
+  return { Records: [record] }
+}
+
+const submitted = () => batch.commandCalls(SubmitJobCommand).map((c) => c.args[0].input)
+const loggedLines = () => logs.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>)
+
+describe('trigger Lambda', () => {
+  it('submits a training job for an uploaded dataset and records the run as queued', async () => {
+    // Prepare: a key with a space and a plus, which the event carries URL-encoded
+    const key = 'datasets/UTK faces+v1.zip'
+    const archive = await datasetArchive()
+    const event = await upload(key, archive)
+    expect(event.Records[0]!.s3.object.key).toBe('datasets/UTK+faces%2Bv1.zip')
+
+    // Act
+    const results = await handler(event)
+
+    // Assess: one SubmitJob with the queue, definition, a valid name and the run's inputs
+    const etag = event.Records[0]!.s3.object.eTag
+    const runId = runIdFor(key, etag)
+    expect(submitted()).toEqual([
+      {
+        jobName: `train-${runId}`,
+        jobQueue: QUEUE,
+        jobDefinition: DEFINITION,
+        containerOverrides: {
+          environment: [
+            { name: 'STORE_BUCKET', value: BUCKET },
+            { name: 'DATASET_KEY', value: key },
+            { name: 'DATASET_VERSION', value: etag },
+            { name: 'RUN_ID', value: runId },
+          ],
+        },
+      },
+    ])
+    expect(submitted()[0]!.jobName).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/)
+    // the key the job receives names the uploaded object
+    expect(Buffer.from((await store.get(key))!)).toEqual(archive)
+    // Assess: status.json in the bucket
+    const status = RunStatus.parse(await getJson(store, runKeys(runId).status))
+    expect(status).toMatchObject({ runId, state: 'queued', jobId: `job-for-train-${runId}`, dataset: { key, etag } })
+    expect(results).toEqual([{ result: 'submitted', bucket: BUCKET, key, runId, jobId: `job-for-train-${runId}` }])
+    // Assess: one JSON log line for the record
+    expect(loggedLines()).toEqual([expect.objectContaining({ level: 'INFO', message: 'run submitted', key, runId })])
+  })
+
+  it('submits once when the same event is delivered twice', async () => {
+    const event = await upload('datasets/twice.zip', await datasetArchive())
+
+    await handler(event)
+    const second = await handler(structuredClone(event))
+
+    expect(submitted()).toHaveLength(1)
+    expect(second).toEqual([expect.objectContaining({ result: 'skipped', reason: 'run already exists (queued)' })])
+  })
+
+  it('ignores objects that are not datasets, including the runs it writes itself', async () => {
+    const readme = await upload('datasets/readme.txt', 'how to upload')
+    const status = await upload('runs/x/status.json', '{}')
+
+    const results = await handler({ Records: [...readme.Records, ...status.Records] })
+
+    expect(submitted()).toEqual([])
+    expect(results).toEqual([
+      expect.objectContaining({ result: 'skipped', key: 'datasets/readme.txt', reason: expect.stringMatching(/not a dataset key/) }),
+      expect.objectContaining({ result: 'skipped', key: 'runs/x/status.json', reason: expect.stringMatching(/not a dataset key/) }),
+    ])
+    expect(loggedLines()).toHaveLength(2)
+    expect(await store.list('runs/x/')).toHaveLength(1)
+  })
+
+  it('records a failed submission with the reason and fails the invocation; a retry submits', async () => {
+    // Prepare
+    const key = 'datasets/throttled.tar.gz'
+    const event = await upload(key, await datasetArchive())
+    const runId = runIdFor(key, event.Records[0]!.s3.object.eTag)
+    batch
+      .on(SubmitJobCommand)
+      .rejectsOnce(Object.assign(new Error('Too Many Requests'), { name: 'ClientException' }))
+      .callsFake(acceptJob)
+
+    // Act + Assess: the failure
+    await expect(handler(event)).rejects.toThrow(/1 of 1 runs could not be submitted: could not start run .*Too Many Requests/)
+    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+      state: 'failed',
+      reason: 'job submission failed: ClientException: Too Many Requests',
+    })
+    expect(loggedLines()).toEqual([expect.objectContaining({ level: 'ERROR', runId, error: expect.stringMatching(/Too Many Requests/) })])
+
+    // Act + Assess: Lambda's retry of the same event
+    await handler(event)
+    expect(submitted()).toHaveLength(2)
+    expect(await getJson(store, runKeys(runId).status)).toMatchObject({ state: 'queued', jobId: `job-for-train-${runId}` })
+  })
+
+  it('rejects a malformed event with a clear error and submits nothing', async () => {
+    await expect(handler({ Records: [{ eventSource: 'aws:s3' }] })).rejects.toThrow(
+      /not an S3 event notification: Records\.0\.eventVersion: .*Records\.0\.s3/,
+    )
+    await expect(handler({ detail: {} })).rejects.toThrow(/Records/)
+    expect(submitted()).toEqual([])
+    expect(loggedLines()[0]).toMatchObject({ level: 'ERROR', message: 'invalid event' })
+  })
+})
