@@ -1,0 +1,124 @@
+/**
+ * PredictApi: the Hono predict function behind an HTTPS Lambda Function URL, reading promoted models.
+ * @module
+ */
+import { dirname } from 'node:path'
+import { Duration } from 'aws-cdk-lib'
+import { FunctionUrlAuthType, HttpMethod, type FunctionUrl } from 'aws-cdk-lib/aws-lambda'
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs'
+import { Construct } from 'constructs'
+import type { DatasetBucket } from './dataset-bucket.js'
+import { NodeFunction } from './node-function.js'
+import { packageClosure } from './package-closure.js'
+import { repoPath, repoRoot } from './paths.js'
+
+/** Native packages copied beside the bundle (sharp stays external); their pure-JS deps are added. */
+const SHARP_PACKAGES = ['sharp', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']
+/** Where the TF.js wasm binaries land in the bundle; Lambda unpacks the bundle into /var/task. */
+const WASM_DIR = 'wasm'
+
+export interface PredictApiProps {
+  readonly bucket: DatasetBucket
+  /**
+   * Who may call the URL. `AWS_IAM` requires SigV4-signed requests from principals allowed
+   * `lambda:InvokeFunctionUrl` (grant with `predict.fn.grantInvokeUrl(principal)`).
+   * @default FunctionUrlAuthType.NONE - public endpoint; pair with `reservedConcurrentExecutions` to cap cost
+   */
+  readonly authType?: FunctionUrlAuthType
+  /**
+   * Memory, which also buys CPU: the wasm backend is CPU-bound and ResNet18 weights take ~45 MB per copy.
+   * @default 2048 - one full vCPU with headroom for the model, the decoded image and sharp
+   */
+  readonly memorySize?: number
+  /**
+   * How often a warm container re-reads `models/latest.json`, so a promotion is served without a deploy.
+   * @default 300
+   */
+  readonly modelRefreshSeconds?: number
+  /**
+   * Browser origins allowed by CORS.
+   * @default ['*'] - any origin (the API is stateless and takes no cookies)
+   */
+  readonly allowedOrigins?: string[]
+  /**
+   * Concurrency reserved for (and capping) the function.
+   * @default - none: shares the account's unreserved pool, uncapped
+   */
+  readonly reservedConcurrentExecutions?: number
+  /** @default - NodeFunction's default */
+  readonly logRetention?: RetentionDays
+}
+
+/**
+ * The predict endpoint.
+ *
+ * A Function URL rather than an API Gateway HTTP API: both accept 6 MB request payloads (enough for a
+ * photo), but a Function URL has no 29 s integration timeout (the first request of a cold container
+ * downloads and warms the model), costs nothing beyond the invocation, and needs no extra resources.
+ * An HTTP API would add throttling, custom domains and JWT authorizers; put one (or CloudFront) in front
+ * when those are needed.
+ *
+ * The bundle carries sharp's native packages under `node_modules/` and the TF.js wasm binaries under
+ * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`.
+ * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
+ * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
+ */
+export class PredictApi extends Construct {
+  readonly fn: NodeFunction
+  readonly url: FunctionUrl
+
+  constructor(scope: Construct, id: string, props: PredictApiProps) {
+    super(scope, id)
+    const authType = props.authType ?? FunctionUrlAuthType.NONE
+    const copies = packageClosure(repoRoot, SHARP_PACKAGES)
+
+    this.fn = new NodeFunction(this, 'Function', {
+      entry: repoPath('functions/predict/lambda.ts'),
+      description: 'Age and gender prediction (Hono, TF.js wasm)',
+      memorySize: props.memorySize ?? 2048,
+      timeout: Duration.seconds(30),
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
+      ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
+      environment: {
+        STORE_BUCKET: props.bucket.bucketName,
+        MODEL_REFRESH_SECONDS: String(props.modelRefreshSeconds ?? 300),
+        WASM_PATH: `/var/task/${WASM_DIR}/`,
+      },
+      bundling: {
+        externalModules: ['sharp'],
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => [
+            `mkdir -p "${outputDir}/${WASM_DIR}"`,
+            ...copies.flatMap((dir) => [
+              `mkdir -p "${outputDir}/${dirname(dir)}"`,
+              `cp -R "${inputDir}/${dir}" "${outputDir}/${dir}"`,
+            ]),
+            `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
+          ],
+        },
+      },
+    })
+    props.bucket.grantRead(this.fn, 'models/')
+
+    this.url = this.fn.addFunctionUrl({
+      authType,
+      cors: {
+        allowedOrigins: props.allowedOrigins ?? ['*'],
+        allowedMethods: [HttpMethod.GET, HttpMethod.POST],
+        // content-type for the image; the others let browsers send SigV4-signed requests under AWS_IAM
+        allowedHeaders: [
+          'content-type',
+          'authorization',
+          'x-amz-date',
+          'x-amz-security-token',
+          'x-amz-content-sha256',
+        ],
+        maxAge: Duration.hours(1),
+      },
+    })
+  }
+}
