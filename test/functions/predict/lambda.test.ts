@@ -1,0 +1,105 @@
+/**
+ * The Lambda entry as deployed: environment read at import (a cold start), the wasm backend loaded from
+ * `WASM_PATH`, the model from a real S3 server (embedded s3rver), and literal Function URL events (payload
+ * format 2.0; binary bodies base64-encoded with `isBase64Encoded: true`) from test/fixtures/events/function-url.
+ */
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
+import type { LambdaEvent } from 'hono/aws-lambda'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
+import { S3Store } from '../../../core/store/s3-store.js'
+import { useTestS3 } from '../../support/s3-server.js'
+import { predictDirectly, promote, saveTinyModel } from './models.js'
+
+const BUCKET = 'agegender-models'
+const REFRESH_SECONDS = 1
+
+const s3 = useTestS3(BUCKET)
+let handler: typeof import('../../../functions/predict/lambda.js').handler
+let store: S3Store
+
+/** Function URLs send API Gateway payload format 2.0. */
+type FunctionUrlEvent = Extract<LambdaEvent, { rawPath: string }>
+
+/** A fresh copy of a fixture, safe to change. */
+const fixture = (name: string): FunctionUrlEvent => {
+  const file = new URL(`../../fixtures/events/function-url/${name}.json`, import.meta.url)
+  return structuredClone(JSON.parse(readFileSync(file, 'utf8')) as FunctionUrlEvent)
+}
+
+async function invoke(name: string) {
+  const result = await handler(fixture(name))
+  expect(result.isBase64Encoded).toBe(false)
+  expect(result.headers?.['content-type']).toMatch(/^application\/json/)
+  return { statusCode: result.statusCode, body: JSON.parse(result.body) as Record<string, unknown> }
+}
+
+/** The image inside the JPEG fixture, for the reference prediction. */
+const fixtureImage = () => Buffer.from(fixture('predict-jpeg').body!, 'base64')
+
+beforeAll(async () => {
+  vi.stubEnv('STORE_BUCKET', BUCKET)
+  vi.stubEnv('MODEL_REFRESH_SECONDS', String(REFRESH_SECONDS))
+  // Where infra copies the binaries is /var/task/wasm/; here, the installed package's folder.
+  vi.stubEnv('WASM_PATH', `${dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'))}/`)
+  vi.spyOn(console, 'log').mockImplementation(() => {})
+  // lambda.ts reads its environment at import, as at a cold start: import it once the server is up.
+  ;({ handler } = await import('../../../functions/predict/lambda.js'))
+  store = new S3Store({ bucket: BUCKET })
+})
+
+describe('predict Lambda behind a Function URL', () => {
+  it('answers 503 no_model before anything is promoted, and healthz says so', async () => {
+    const res = await invoke('predict-jpeg')
+    expect(res).toMatchObject({ statusCode: 503, body: { error: { code: 'no_model', hint: expect.any(String) } } })
+    const health = await invoke('healthz')
+    expect(health).toMatchObject({ statusCode: 200, body: { status: 'ok', model: { loaded: false } } })
+  })
+
+  it('predicts from a base64-encoded JPEG body exactly as the core Predictor does', async () => {
+    await saveTinyModel(store, 'run-a', 1)
+    await promote(store, 'run-a')
+    const direct = await predictDirectly(store, 'run-a', fixtureImage())
+    const res = await invoke('predict-jpeg')
+    expect(res).toEqual({
+      statusCode: 200,
+      body: {
+        age: Math.round(direct.age * 10) / 10,
+        gender: direct.gender,
+        genderProbability: Math.round(direct.genderProbability * 1e4) / 1e4,
+        model: expect.objectContaining({ runId: 'run-a', inputSize: 32 }),
+      },
+    })
+  })
+
+  it('gives the same answer for the multipart and JSON data: URL shapes of the same image', async () => {
+    const reference = (await invoke('predict-jpeg')).body
+    expect(await invoke('predict-multipart')).toEqual({ statusCode: 200, body: reference })
+    expect(await invoke('predict-json')).toEqual({ statusCode: 200, body: reference })
+  })
+
+  it.each([
+    ['predict-corrupt', 400, 'unreadable_image'],
+    ['predict-empty', 400, 'missing_image'],
+    ['predict-text', 415, 'unsupported_media_type'],
+  ])('answers %s with %i %s', async (name, statusCode, code) => {
+    expect(await invoke(name)).toMatchObject({ statusCode, body: { error: { code } } })
+  })
+
+  it('describes the model on /model and /healthz', async () => {
+    const model = await invoke('model')
+    expect(model).toMatchObject({ statusCode: 200, body: { runId: 'run-a', meta: { inputSize: 32 } } })
+    const health = await invoke('healthz')
+    expect(health).toMatchObject({ statusCode: 200, body: { model: { loaded: true, runId: 'run-a' } } })
+  })
+
+  it('serves a newly promoted model once MODEL_REFRESH_SECONDS have passed', async () => {
+    await saveTinyModel(store, 'run-b', 2)
+    await promote(store, 'run-b')
+    await new Promise((resolve) => setTimeout(resolve, REFRESH_SECONDS * 1000 + 100))
+    const res = await invoke('predict-jpeg')
+    expect(res.body['model']).toMatchObject({ runId: 'run-b' })
+    expect(res.body['age']).toBe(Math.round((await predictDirectly(store, 'run-b', fixtureImage())).age * 10) / 10)
+  })
+})
