@@ -1,0 +1,157 @@
+/**
+ * Training throughput of the two-headed ResNet18 (`npm run bench:train`): images per second of
+ * {@link ../trainer/step.ts}'s step (Adam, L1 + BCE, BatchNorm in training mode) on random data, at 64 and
+ * 128 px, batch 32, and the PyTorch peer (`../shared/bench/torch-reference.py`, one thread) on the same
+ * sizes and batch when Debian's `python3-torch` is installed.
+ *
+ *   tsx bench/train.ts [--sizes 64,128] [--batch 32] [--warmup 2] [--steps 3] [--repeats 3]
+ *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--profile] [--no-peer]
+ *
+ * Each repeat times `steps` steps; the median repeat is reported. Besides wall-clock images/s it prints
+ * images per CPU-second of this process: on a machine shared with other work, wall time swings with their
+ * load while CPU time (one thread) stays close to what an idle machine would show. `--profile` adds the ten
+ * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
+ * @module
+ */
+import { spawnSync } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import * as tf from '@tensorflow/tfjs'
+import { BACKEND_CHOICES, type BackendChoice, initEngine } from '../core/engine/index.js'
+import { createModel } from '../core/model.js'
+import { createTrainStep } from '../trainer/step.js'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const PEER_SCRIPT = path.resolve(repoRoot, '../shared/bench/torch-reference.py')
+const PYTHON = '/usr/bin/python3'
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '64,128' },
+    batch: { type: 'string', default: '32' },
+    warmup: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '3' },
+    backend: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'no-peer': { type: 'boolean', default: false },
+  },
+})
+
+function positive(name: string, value: string | undefined): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${value}`)
+  return n
+}
+
+const sizes = (args.sizes ?? '').split(',').map((s) => positive('sizes', s.trim()))
+const batch = positive('batch', args.batch)
+const warmup = Number(args.warmup)
+const steps = positive('steps', args.steps)
+const repeats = positive('repeats', args.repeats)
+const backendChoice = (args.backend ?? process.env['AGEGENDER_BACKEND'] ?? 'auto') as BackendChoice
+if (!BACKEND_CHOICES.includes(backendChoice)) {
+  throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${backendChoice}`)
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const cpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+const fmt = (n: number) => n.toFixed(1)
+
+interface Measurement {
+  size: number
+  wall: number
+  cpu: number
+  rounds: number[]
+}
+
+async function measure(size: number): Promise<Measurement> {
+  const model = createModel({ inputSize: size, seed: 1 })
+  const optimizer = tf.train.adam(1e-3)
+  const step = createTrainStep(model, optimizer)
+  const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D
+  const age = tf.randomUniform([batch], 1, 90, 'float32', 2) as tf.Tensor1D
+  const gender = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch], 0, 1, 'float32', 3), 0.5), 'float32'))
+  for (let i = 0; i < warmup; i++) step(x, age, gender)
+  const rounds: number[] = []
+  const cpuRounds: number[] = []
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now()
+    const c0 = cpuMs()
+    for (let i = 0; i < steps; i++) step(x, age, gender)
+    rounds.push((steps * batch * 1000) / (performance.now() - t0))
+    cpuRounds.push((steps * batch * 1000) / (cpuMs() - c0))
+  }
+  if (args.profile) await profileStep(() => step(x, age, gender), size)
+  tf.dispose([x, age, gender])
+  model.dispose()
+  optimizer.dispose()
+  return { size, wall: median(rounds), cpu: median(cpuRounds), rounds }
+}
+
+async function profileStep(run: () => void, size: number): Promise<void> {
+  const t0 = performance.now()
+  const info = await tf.profile(run)
+  const total = performance.now() - t0
+  const byKernel = new Map<string, { ms: number; calls: number }>()
+  for (const k of info.kernels) {
+    // Op-level wrappers (`foo__op`) repeat the time of the kernels inside them.
+    if (k.name.endsWith('__op')) continue
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 }
+    entry.ms += Number(k.kernelTimeMs) || 0
+    entry.calls++
+    byKernel.set(k.name, entry)
+  }
+  const inKernels = [...byKernel.values()].reduce((s, e) => s + e.ms, 0)
+  console.log(`  profile of one step at ${size} px: ${fmt(total)} ms wall, ${fmt(inKernels)} ms in kernels`)
+  for (const [name, e] of [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10)) {
+    console.log(`    ${name.padEnd(24)} ${fmt(e.ms).padStart(8)} ms ${String(e.calls).padStart(5)} calls`)
+  }
+  console.log(`    ${'(outside kernels)'.padEnd(24)} ${fmt(total - inKernels).padStart(8)} ms   optimizer update, tape, JS`)
+}
+
+/** The PyTorch peer's training images/s, or a reason it could not run. */
+function peer(size: number): { imagesPerSecond: number } | { missing: string } {
+  const check = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' })
+  if (check.status !== 0) {
+    return { missing: 'PyTorch is not installed; to compare: apt-get install -y python3-torch python3-torchvision' }
+  }
+  const run = spawnSync(
+    PYTHON,
+    [PEER_SCRIPT, '--size', String(size), '--throughput', '20', '--threads', '1', '--batch', String(batch)],
+    { encoding: 'utf8', timeout: 30 * 60_000 }
+  )
+  const match = /train_images_per_s ([\d.]+)/.exec(run.stdout ?? '')
+  if (run.status !== 0 || !match) {
+    return { missing: `${PEER_SCRIPT} failed: ${(run.stderr || run.stdout || String(run.error)).trim().split('\n').pop()}` }
+  }
+  return { imagesPerSecond: Number(match[1]) }
+}
+
+const engine = await initEngine({ backend: backendChoice })
+console.log(`backend: ${engine.description}`)
+console.log(
+  `batch ${batch}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
+    `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`
+)
+for (const size of sizes) {
+  const m = await measure(size)
+  let line = `${size} px: ${fmt(m.wall)} training images/s (${fmt(m.cpu)} per CPU-second; rounds ${m.rounds.map(fmt).join(', ')})`
+  if (!args['no-peer']) {
+    const p = peer(size)
+    line +=
+      'imagesPerSecond' in p
+        ? `; PyTorch 1 thread ${fmt(p.imagesPerSecond)} images/s, ours/peer ${(m.wall / p.imagesPerSecond).toFixed(2)}`
+        : `; peer: ${p.missing}`
+  }
+  console.log(line)
+}

@@ -1,0 +1,10 @@
+/** A forced plain-JS backend, and an explicit wasm path, each in a fresh worker. */
+import * as tf from '@tensorflow/tfjs'
+import { expect, it } from 'vitest'
+import { initEngine } from '../../../core/engine/index.js'
+
+it('forces the cpu backend', async () => {
+  const info = await initEngine({ backend: 'cpu' })
+  expect(info).toEqual({ name: 'cpu', description: 'cpu (plain JavaScript, slow)' })
+  expect(tf.getBackend()).toBe('cpu')
+})
