@@ -76,7 +76,7 @@ async function main(): Promise<number> {
     ...optional('refreshSeconds', pick('refresh-seconds', 'AGEGENDER_REFRESH_SECONDS')),
     ...optional('stopGraceSeconds', pick('stop-grace', 'AGEGENDER_STOP_GRACE')),
     trainEnv,
-  } as Parameters<typeof startLocalSystem>[0])
+  })
   console.log(banner(system))
 
   return new Promise<number>((done) => {

@@ -89,7 +89,8 @@ async function predictOne(endpoint: string, path: string): Promise<Outcome> {
   try {
     response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': contentTypeOf(bytes) }, body: bytes })
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
+    const inner = (err as { cause?: { code?: string; message?: string } }).cause
+    const cause = inner?.code ?? inner?.message ?? (err as Error).message
     return {
       ok: false,
       unreachable: true,
