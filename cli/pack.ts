@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { constants, createGzip } from 'node:zlib'
 import * as tar from 'tar-stream'
 
@@ -45,27 +45,46 @@ export function tarSize(files: readonly FolderFile[]): number {
   return files.reduce((sum, f) => sum + 512 + Math.ceil(f.size / 512) * 512, 1024)
 }
 
+/** A packing stream and how far it got: tar bytes in, compressed bytes out. */
+export interface PackedFolder {
+  readonly stream: Readable
+  /** Tar bytes handed to gzip so far (headers and padding counted as `tarSize` does). */
+  tarBytes(): number
+  /** Compressed bytes produced so far. */
+  gzipBytes(): number
+}
+
 /**
  * The files as a gzip-compressed tar stream. A read error (a file deleted or changed size meanwhile) destroys
  * the stream with that error, which fails the upload.
  * @example
- * const body = packFolder(await listFolder('UTKFace'))
+ * const { stream } = packFolder(await listFolder('UTKFace'))
  */
-export function packFolder(files: readonly FolderFile[]): Readable {
+export function packFolder(files: readonly FolderFile[]): PackedFolder {
   const pack = tar.pack()
   // Images are already compressed: the fast level gives nearly the same size for far less CPU.
   const gzip = createGzip({ level: constants.Z_BEST_SPEED })
-  const fail = (err: unknown) => gzip.destroy(err instanceof Error ? err : new Error(String(err)))
+  let tarBytes = 0
+  let gzipBytes = 0
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      gzipBytes += chunk.length
+      done(null, chunk)
+    },
+  })
+  const fail = (err: unknown) => counted.destroy(err instanceof Error ? err : new Error(String(err)))
   pack.on('error', fail)
-  pack.pipe(gzip)
+  gzip.on('error', fail)
+  pack.pipe(gzip).pipe(counted)
   void (async () => {
     for (const file of files) {
-      if (gzip.destroyed) return
+      if (counted.destroyed) return
       await addFile(pack, file)
+      tarBytes += 512 + Math.ceil(file.size / 512) * 512
     }
     pack.finalize()
   })().catch(fail)
-  return gzip
+  return { stream: counted, tarBytes: () => tarBytes, gzipBytes: () => gzipBytes }
 }
 
 async function addFile(pack: tar.Pack, file: FolderFile): Promise<void> {

@@ -82,13 +82,18 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   let body: Readable
   let key: string
   let estimate: number
+  /** For a folder: the compressed size, extrapolated from how well the part packed so far compressed. */
+  let reestimate: (() => number | undefined) | undefined
   if (info.isDirectory()) {
     const files = await listFolder(path)
     if (files.length === 0) throw new UsageError(`${path} holds no files to upload`)
     key = datasetKey(options.name ?? basename(path), '.tar.gz')
     estimate = tarSize(files)
     println(io.stdout, `packing ${files.length} files (${formatBytes(estimate)}) from ${path} into ${s3.uri(key)}`)
-    body = packFolder(files)
+    const packed = packFolder(files)
+    body = packed.stream
+    const tarTotal = estimate
+    reestimate = () => (packed.tarBytes() > 0 ? Math.round((tarTotal * packed.gzipBytes()) / packed.tarBytes()) : undefined)
   } else {
     const suffix = DATASET_SUFFIXES.find((s) => path.toLowerCase().endsWith(s))
     if (!info.isFile() || suffix === undefined) {
@@ -113,6 +118,8 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   let sent = 0
   upload.on('httpUploadProgress', (p) => {
     sent = Math.max(sent, p.loaded ?? 0)
+    const total = reestimate?.()
+    if (total !== undefined && total > sent) progress.setTotal(total)
     progress.update(sent)
   })
   let out
