@@ -15,7 +15,8 @@
  */
 import { S3Client } from '@aws-sdk/client-s3'
 import type { S3EventRecord } from 'aws-lambda'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { S3Store } from '../core/store/s3-store.js'
 import { createHandler } from '../functions/trigger/index.js'
@@ -75,6 +76,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const log = options.log ?? ((line: string) => console.log(line))
   const trainEnv = trainEnvironment(config.trainEnv)
   await mkdir(config.dataDir, { recursive: true })
+  await refuseIfRunning(config.dataDir)
+  // s3rver reports a taken port as an uncaught 'error' event, not a rejection: look first.
+  await ensurePortFree(config.s3Port, 'S3')
 
   // Events can arrive as soon as S3 listens; they wait here until the handler is wired.
   let handle: ((record: S3EventRecord) => void) | undefined
@@ -162,6 +166,46 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   } catch (err) {
     await unwind()
     throw err
+  }
+}
+
+/**
+ * Two systems on one data folder would run two S3 servers over the same files and resume the same runs twice:
+ * a live `endpoints.json` owner is refused (a stale one, from a killed process, is not).
+ */
+async function refuseIfRunning(dataDir: string): Promise<void> {
+  let owner: Partial<LocalEndpoints>
+  try {
+    owner = JSON.parse(await readFile(join(dataDir, ENDPOINTS_FILE), 'utf8')) as Partial<LocalEndpoints>
+  } catch {
+    return
+  }
+  if (typeof owner.pid !== 'number' || owner.pid === process.pid || !isAlive(owner.pid)) return
+  throw new Error(
+    `another local system (pid ${owner.pid}, S3 ${owner.s3Endpoint ?? '?'}) is using ${dataDir}: stop it first, or use another --data-dir`,
+  )
+}
+
+async function ensurePortFree(port: number, what: string): Promise<void> {
+  if (port === 0) return
+  const probe = createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      const taken = new Error(`${what} port ${port} on 127.0.0.1 is taken (${err.code ?? err.message})`) as NodeJS.ErrnoException
+      taken.code = err.code
+      reject(taken)
+    })
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()))
+  })
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
