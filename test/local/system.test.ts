@@ -52,7 +52,8 @@ describe('local system', () => {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('trains, reports and promotes an uploaded dataset, then serves it over HTTP', async () => {
+  // Each test waits for real training runs: generous limits for a loaded 2-core machine.
+  it('trains, reports and promotes an uploaded dataset, then serves it over HTTP', { timeout: 180_000 }, async () => {
     const s = system!
     expect(existsSync(join(dataDir, 'endpoints.json'))).toBe(true)
     // Prepare: ~200 labelled faces as a .tar.gz
@@ -89,7 +90,7 @@ describe('local system', () => {
     expect(answer.genderProbability).toBeLessThanOrEqual(1)
   })
 
-  it('fails a run on an archive of corrupt images with the reason, and keeps serving the previous model', async () => {
+  it('fails a run on an archive of corrupt images with the reason, and keeps serving the previous model', { timeout: 120_000 }, async () => {
     const s = system!
     // Prepare: UTKFace names, undecodable bytes
     const broken = await tarBuffer(
@@ -108,7 +109,7 @@ describe('local system', () => {
     expect(answer.model.runId).toBe(firstRunId)
   })
 
-  it('resumes a run interrupted by a restart, and does not redo finished ones', async () => {
+  it('resumes a run interrupted by a restart, and does not redo finished ones', { timeout: 240_000 }, async () => {
     // Prepare: a larger dataset, so the run is still training when the system stops
     const images = await makeImages({ count: 640, size: 48, seed: 13 })
     const archive = await tarBuffer(images.map((i) => ({ name: i.name, bytes: i.bytes })), { gzip: true })
@@ -118,7 +119,7 @@ describe('local system', () => {
       const st = await readRun(system!.store, runId)
       if (st && isTerminal(st.state)) throw new Error(`run ended before the restart: ${JSON.stringify(st)}`)
       return st?.state === 'running' && (st.epoch ?? 0) >= 1
-    }, 120_000)
+    }, 90_000)
     // Act: stop mid-run, start again on the same data
     await system!.stop()
     expect(existsSync(join(dataDir, 'endpoints.json'))).toBe(false)
@@ -165,7 +166,7 @@ async function predictWith(s: LocalSystem, jpeg: Uint8Array, runId: string): Pro
   throw new Error(`the predict server never served ${runId}; last answer: ${last}`)
 }
 
-async function waitForEnd(s: LocalSystem, runId: string, timeoutMs = 150_000): Promise<RunStatus> {
+async function waitForEnd(s: LocalSystem, runId: string, timeoutMs = 120_000): Promise<RunStatus> {
   let status: RunStatus | undefined
   await until(async () => {
     status = await readRun(s.store, runId)
