@@ -12,7 +12,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { asWasm, heapF32, type WasmBackend } from './wasm-heap.js'
+import { addressOf, asWasm, heapF32, simd, type WasmBackend } from './wasm-heap.js'
 
 interface AdamState {
   learningRate: number
@@ -45,8 +45,6 @@ function applyAdamWasm(adam: AdamState, grads: NamedGradient[]): void {
   const accBeta1 = adam.accBeta1.dataSync()[0]!
   const accBeta2 = adam.accBeta2.dataSync()[0]!
   const { beta1, beta2, epsilon } = adam
-  const k1 = 1 / (1 - accBeta1)
-  const k2 = 1 / (1 - accBeta2)
   const step = -adam.learningRate
   grads.forEach(({ name, tensor: gradient }, i) => {
     const value = tf.engine().registeredVariables[name]
@@ -69,23 +67,15 @@ function applyAdamWasm(adam: AdamState, grads: NamedGradient[]): void {
     const mOut = backend.makeOutput(shape, 'float32')
     const vOut = backend.makeOutput(shape, 'float32')
     const wOut = backend.makeOutput(shape, 'float32')
-    // Views after every allocation: an allocation may grow (and so detach) the heap.
-    const g = heapF32(backend, gradient)
-    const m = heapF32(backend, firstMoment)
-    const v = heapF32(backend, secondMoment)
-    const w = heapF32(backend, value)
-    const m2 = heapF32(backend, mOut)
-    const v2 = heapF32(backend, vOut)
-    const w2 = heapF32(backend, wOut)
-    const c1 = 1 - beta1
-    const c2 = 1 - beta2
-    for (let j = 0; j < g.length; j++) {
-      const gj = g[j]!
-      const mj = m[j]! * beta1 + gj * c1
-      const vj = v[j]! * beta2 + gj * gj * c2
-      m2[j] = mj
-      v2[j] = vj
-      w2[j] = w[j]! + (step * (mj * k1)) / (Math.sqrt(vj * k2) + epsilon)
+    const kernels = simd(backend)
+    if (kernels) {
+      const at = (info: tf.TensorInfo) => addressOf(backend, info)
+      kernels.adam(
+        at(gradient), at(firstMoment), at(secondMoment), at(value), at(mOut), at(vOut), at(wOut), value.size,
+        beta1, 1 - beta1, beta2, 1 - beta2, 1 - accBeta1, 1 - accBeta2, step, epsilon
+      )
+    } else {
+      adamJs(backend, gradient, firstMoment, secondMoment, value, mOut, vOut, wOut, adam, accBeta1, accBeta2)
     }
     for (const [variable, info] of [
       [firstMoment, mOut],
@@ -102,4 +92,38 @@ function applyAdamWasm(adam: AdamState, grads: NamedGradient[]): void {
     adam.accBeta2.assign(tf.mul(adam.accBeta2, beta2))
   })
   adam.incrementIterations()
+}
+
+/** The same update in JS (float64 intermediates), for runtimes without wasm SIMD. */
+function adamJs(
+  backend: WasmBackend,
+  gradient: tf.TensorInfo,
+  firstMoment: tf.TensorInfo,
+  secondMoment: tf.TensorInfo,
+  value: tf.TensorInfo,
+  mOut: tf.TensorInfo,
+  vOut: tf.TensorInfo,
+  wOut: tf.TensorInfo,
+  adam: AdamState,
+  accBeta1: number,
+  accBeta2: number
+): void {
+  // Views after every allocation: an allocation may grow (and so detach) the heap.
+  const [g, m, v, w, m2, v2, w2] = [gradient, firstMoment, secondMoment, value, mOut, vOut, wOut].map((t) =>
+    heapF32(backend, t)
+  ) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array]
+  const { beta1, beta2, epsilon } = adam
+  const c1 = 1 - beta1
+  const c2 = 1 - beta2
+  const d1 = 1 - accBeta1
+  const d2 = 1 - accBeta2
+  const step = -adam.learningRate
+  for (let j = 0; j < g.length; j++) {
+    const gj = g[j]!
+    const mj = m[j]! * beta1 + gj * c1
+    const vj = v[j]! * beta2 + gj * gj * c2
+    m2[j] = mj
+    v2[j] = vj
+    w2[j] = (mj / d1 / (Math.sqrt(vj / d2) + epsilon)) * step + w[j]!
+  }
 }

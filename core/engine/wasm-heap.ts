@@ -9,6 +9,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { type SimdKernels, simdKernels, type WasmMemory } from './simd/kernels.js'
 
 export type DataId = object
 
@@ -22,6 +23,8 @@ export interface WasmTensorData {
 
 export interface WasmModule {
   HEAPU8: Uint8Array
+  /** The Emscripten module's exports; `memory` is the heap's `WebAssembly.Memory`. */
+  asm?: { memory?: WasmMemory }
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: unknown[]) => unknown
 }
 
@@ -100,4 +103,83 @@ export function dispose(backend: WasmBackend, ...infos: tf.TensorInfo[]): void {
 /** Output tensor info sharing the input's memory under another shape (what the stock Reshape does). */
 export function reshapeInfo(backend: WasmBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   return runWasmKernel('Reshape', { inputs: { x }, backend, attrs: { shape } })
+}
+
+/** SIMD kernels over this backend's heap, or null (no SIMD, or an Emscripten build without `asm.memory`). */
+export function simd(backend: WasmBackend): SimdKernels | null {
+  const memory = backend.wasm.asm?.memory
+  return memory ? simdKernels(memory) : null
+}
+
+/** Byte address of element `offset` of a tensor on the heap. */
+export function addressOf(backend: WasmBackend, info: tf.TensorInfo, offset = 0): number {
+  const data = backend.dataIdMap.get(info.dataId)
+  if (!data) throw new Error('tensor is not on the wasm backend')
+  return data.memoryOffset + offset * 4
+}
+
+/**
+ * `dst[dOff + j*dStride + i] = src[sOff + i*sStride + j]` for i < rows, j < cols (float32 tensors on the heap):
+ * SIMD 4x4 blocks when available, else JS eight rows at a time.
+ */
+export function transposeInto(
+  backend: WasmBackend,
+  src: tf.TensorInfo,
+  sOff: number,
+  sStride: number,
+  dst: tf.TensorInfo,
+  dOff: number,
+  dStride: number,
+  rows: number,
+  cols: number
+): void {
+  const kernels = simd(backend)
+  if (kernels) {
+    kernels.transpose(addressOf(backend, src, sOff), sStride, addressOf(backend, dst, dOff), dStride, rows, cols)
+  } else {
+    transposeStrided(heapF32(backend, src), sOff, sStride, heapF32(backend, dst), dOff, dStride, rows, cols)
+  }
+}
+
+/**
+ * The JS fallback of {@link transposeInto}: eight source rows at a time so each pass writes eight
+ * consecutive floats (about 4x faster than a plain double loop in V8).
+ */
+export function transposeStrided(
+  src: Float32Array,
+  sOff: number,
+  sStride: number,
+  dst: Float32Array,
+  dOff: number,
+  dStride: number,
+  rows: number,
+  cols: number
+): void {
+  let i = 0
+  for (; i + 8 <= rows; i += 8) {
+    const s0 = sOff + i * sStride
+    const s1 = s0 + sStride
+    const s2 = s1 + sStride
+    const s3 = s2 + sStride
+    const s4 = s3 + sStride
+    const s5 = s4 + sStride
+    const s6 = s5 + sStride
+    const s7 = s6 + sStride
+    let d = dOff + i
+    for (let j = 0; j < cols; j++, d += dStride) {
+      dst[d] = src[s0 + j]!
+      dst[d + 1] = src[s1 + j]!
+      dst[d + 2] = src[s2 + j]!
+      dst[d + 3] = src[s3 + j]!
+      dst[d + 4] = src[s4 + j]!
+      dst[d + 5] = src[s5 + j]!
+      dst[d + 6] = src[s6 + j]!
+      dst[d + 7] = src[s7 + j]!
+    }
+  }
+  for (; i < rows; i++) {
+    let s = sOff + i * sStride
+    let d = dOff + i
+    for (let j = 0; j < cols; j++, s++, d += dStride) dst[d] = src[s]!
+  }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { conv2DBackpropFilter, conv2DBackpropInput } from './wasm-conv.js'
+import { conv2D, conv2DBackpropFilter, conv2DBackpropInput } from './wasm-conv.js'
 import type { KernelArgs } from './wasm-heap.js'
 import { identity, maxPoolGrad, mean, padV2, setStockKernel, slice, sum, tile } from './wasm-memory.js'
 
@@ -14,6 +14,7 @@ type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]
 
 /** Kernel name -> implementation; exported so tests can list what they must cover. */
 export const WASM_TRAINING_KERNELS: Readonly<Record<string, Kernel>> = {
+  Conv2D: conv2D,
   Conv2DBackpropFilter: conv2DBackpropFilter,
   Conv2DBackpropInput: conv2DBackpropInput,
   Identity: identity,

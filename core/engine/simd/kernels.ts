@@ -1,0 +1,228 @@
+/**
+ * SIMD loops that run on the wasm backend's own heap (the module imports its `WebAssembly.Memory`, so
+ * tensors are addressed by their `memoryOffset` with no copies):
+ *
+ * - `adam`: Adam's whole update in one pass, f32 lanes, the same operations in the same order as
+ *   `tf.train.adam` (so the same float32 roundings): ~10x the JS loop, which is bound by scalar sqrt/div.
+ * - `transpose`: strided 2D transpose in 4x4 register blocks, for the convolution kernels' re-layouts.
+ *
+ * Pointers are byte offsets into the heap; strides and sizes count float32 elements.
+ * @module
+ */
+import { assemble, Code, F32, I32, V128 } from './assembler.js'
+
+export interface SimdKernels {
+  adam(
+    g: number,
+    m: number,
+    v: number,
+    w: number,
+    mOut: number,
+    vOut: number,
+    wOut: number,
+    n: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+    negLearningRate: number,
+    epsilon: number
+  ): void
+  transpose(src: number, srcStride: number, dst: number, dstStride: number, rows: number, cols: number): void
+}
+
+/** Locals are numbered after the parameters; this hands them out by name. */
+function locals(first: number, names: Record<string, typeof I32 | typeof F32 | typeof V128>) {
+  const index: Record<string, number> = {}
+  let i = first
+  for (const name of Object.keys(names)) index[name] = i++
+  return { index, types: Object.values(names) as Array<typeof I32 | typeof F32 | typeof V128> }
+}
+
+function adamBody() {
+  // params 0-7: g m v w mOut vOut wOut n ; 8-15: b1 c1 b2 c2 d1 d2 step eps
+  const P = { g: 0, m: 1, v: 2, w: 3, mo: 4, vo: 5, wo: 6, n: 7, b1: 8, c1: 9, b2: 10, c2: 11, d1: 12, d2: 13, step: 14, eps: 15 }
+  const L = locals(16, {
+    o: I32,
+    end: I32,
+    b1: V128,
+    c1: V128,
+    b2: V128,
+    c2: V128,
+    d1: V128,
+    d2: V128,
+    step: V128,
+    eps: V128,
+    gv: V128,
+    mv: V128,
+    vv: V128,
+    gs: F32,
+    ms: F32,
+    vs: F32,
+  })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    for (const k of ['b1', 'c1', 'b2', 'c2', 'd1', 'd2', 'step', 'eps'] as const) c.get(P[k]).f32x4Splat().set(l[k]!)
+    // end = (n & ~3) * 4 bytes
+    c.get(P.n).i32(~3).and().i32(2).shl().set(l['end']!)
+    c.i32(0).set(l['o']!)
+    const at = (base: number) => c.get(base).get(l['o']!).add()
+    c.loop(() => {
+      c.get(l['o']!).get(l['end']!).geS().breakIf()
+      at(P.g).v128Load().set(l['gv']!)
+      // m' = m*b1 + g*(1-b1)
+      at(P.m).v128Load().get(l['b1']!).f32x4Mul().get(l['gv']!).get(l['c1']!).f32x4Mul().f32x4Add().set(l['mv']!)
+      // v' = v*b2 + g*g*(1-b2)
+      at(P.v).v128Load().get(l['b2']!).f32x4Mul()
+      c.get(l['gv']!).get(l['gv']!).f32x4Mul().get(l['c2']!).f32x4Mul().f32x4Add().set(l['vv']!)
+      at(P.mo).get(l['mv']!).v128Store()
+      at(P.vo).get(l['vv']!).v128Store()
+      // w' = (m'/(1-acc1)) / (sqrt(v'/(1-acc2)) + eps) * (-lr) + w
+      at(P.wo)
+      c.get(l['mv']!).get(l['d1']!).f32x4Div()
+      c.get(l['vv']!).get(l['d2']!).f32x4Div().f32x4Sqrt().get(l['eps']!).f32x4Add()
+      c.f32x4Div().get(l['step']!).f32x4Mul()
+      at(P.w).v128Load().f32x4Add().v128Store()
+      c.get(l['o']!).i32(16).add().set(l['o']!)
+      c.i32(1).continueIf()
+    })
+    // Scalar tail: the same formula on the last n % 4 elements.
+    c.get(P.n).i32(2).shl().set(l['end']!)
+    c.loop(() => {
+      c.get(l['o']!).get(l['end']!).geS().breakIf()
+      at(P.g).f32Load().set(l['gs']!)
+      at(P.m).f32Load().get(P.b1).f32Mul().get(l['gs']!).get(P.c1).f32Mul().f32Add().set(l['ms']!)
+      at(P.v).f32Load().get(P.b2).f32Mul().get(l['gs']!).get(l['gs']!).f32Mul().get(P.c2).f32Mul().f32Add().set(l['vs']!)
+      at(P.mo).get(l['ms']!).f32Store()
+      at(P.vo).get(l['vs']!).f32Store()
+      at(P.wo)
+      c.get(l['ms']!).get(P.d1).f32Div()
+      c.get(l['vs']!).get(P.d2).f32Div().f32Sqrt().get(P.eps).f32Add()
+      c.f32Div().get(P.step).f32Mul()
+      at(P.w).f32Load().f32Add().f32Store()
+      c.get(l['o']!).i32(4).add().set(l['o']!)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'adam', params: [...new Array(8).fill(I32), ...new Array(8).fill(F32)], locals: L.types, body }
+}
+
+function transposeBody() {
+  // params: src sStride dst dStride rows cols (pointers in bytes, strides and sizes in floats)
+  const P = { src: 0, ss: 1, dst: 2, ds: 3, rows: 4, cols: 5 }
+  const L = locals(6, {
+    i: I32,
+    j: I32,
+    k: I32,
+    s: I32,
+    d: I32,
+    ss4: I32,
+    ds4: I32,
+    t0: V128,
+    t1: V128,
+    t2: V128,
+    t3: V128,
+  })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    const [i, j, k, s, d, ss4, ds4] = ['i', 'j', 'k', 's', 'd', 'ss4', 'ds4'].map((n) => l[n]!) as [
+      number, number, number, number, number, number, number,
+    ]
+    const [t0, t1, t2, t3] = ['t0', 't1', 't2', 't3'].map((n) => l[n]!) as [number, number, number, number]
+    /** Pushes the byte address src + (row*ss + col)*4 (or dst's), from locals. */
+    const srcAt = (row: number, col: number) => c.get(P.src).get(row).get(P.ss).mul().get(col).add().i32(2).shl().add()
+    const dstAt = (row: number, col: number) => c.get(P.dst).get(row).get(P.ds).mul().get(col).add().i32(2).shl().add()
+    const copyOne = (srcRow: number, srcCol: number) => {
+      dstAt(srcCol, srcRow)
+      srcAt(srcRow, srcCol).f32Load()
+      c.f32Store()
+    }
+    c.get(P.ss).i32(2).shl().set(ss4)
+    c.get(P.ds).i32(2).shl().set(ds4)
+    c.i32(0).set(i)
+    // Bands of 4 source rows.
+    c.loop(() => {
+      c.get(i).i32(4).add().get(P.rows).gtS().breakIf()
+      c.i32(0).set(j)
+      c.loop(() => {
+        c.get(j).i32(4).add().get(P.cols).gtS().breakIf()
+        srcAt(i, j).set(s)
+        dstAt(j, i).set(d)
+        // rows a, b, c, d of the block -> t0 = a0 b0 a1 b1, t1 = a2 b2 a3 b3, t2 = c0 d0 c1 d1, t3 = c2 d2 c3 d3
+        c.get(s).v128Load().get(s).get(ss4).add().v128Load().shuffle32(0, 4, 1, 5).set(t0)
+        c.get(s).v128Load().get(s).get(ss4).add().v128Load().shuffle32(2, 6, 3, 7).set(t1)
+        c.get(s).get(ss4).i32(2).mul().add().set(s)
+        c.get(s).v128Load().get(s).get(ss4).add().v128Load().shuffle32(0, 4, 1, 5).set(t2)
+        c.get(s).v128Load().get(s).get(ss4).add().v128Load().shuffle32(2, 6, 3, 7).set(t3)
+        // columns: a0 b0 c0 d0, a1 b1 c1 d1, a2 b2 c2 d2, a3 b3 c3 d3
+        c.get(d).get(t0).get(t2).shuffle32(0, 1, 4, 5).v128Store()
+        c.get(d).get(ds4).add().set(d)
+        c.get(d).get(t0).get(t2).shuffle32(2, 3, 6, 7).v128Store()
+        c.get(d).get(ds4).add().set(d)
+        c.get(d).get(t1).get(t3).shuffle32(0, 1, 4, 5).v128Store()
+        c.get(d).get(ds4).add().set(d)
+        c.get(d).get(t1).get(t3).shuffle32(2, 3, 6, 7).v128Store()
+        c.get(j).i32(4).add().set(j)
+        c.i32(1).continueIf()
+      })
+      // Leftover columns of this band, one element at a time.
+      c.loop(() => {
+        c.get(j).get(P.cols).geS().breakIf()
+        c.get(i).set(k)
+        for (let r = 0; r < 4; r++) {
+          copyOne(k, j)
+          c.get(k).i32(1).add().set(k)
+        }
+        c.get(j).i32(1).add().set(j)
+        c.i32(1).continueIf()
+      })
+      c.get(i).i32(4).add().set(i)
+      c.i32(1).continueIf()
+    })
+    // Leftover rows.
+    c.loop(() => {
+      c.get(i).get(P.rows).geS().breakIf()
+      c.i32(0).set(j)
+      c.loop(() => {
+        c.get(j).get(P.cols).geS().breakIf()
+        copyOne(i, j)
+        c.get(j).i32(1).add().set(j)
+        c.i32(1).continueIf()
+      })
+      c.get(i).i32(1).add().set(i)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'transpose', params: new Array(6).fill(I32), locals: L.types, body }
+}
+
+/** The parts of the WebAssembly API used here (this project's TypeScript libs do not declare it). */
+interface WebAssemblyApi {
+  Module: new (bytes: Uint8Array) => object
+  Instance: new (module: object, imports: object) => { exports: unknown }
+}
+/** A `WebAssembly.Memory`. */
+export type WasmMemory = { readonly buffer: ArrayBuffer }
+
+const cache = new WeakMap<WasmMemory, SimdKernels | null>()
+
+/**
+ * The kernels instantiated over `memory` (once per memory), or null where this runtime has no wasm SIMD (the
+ * callers then use their JS loops).
+ */
+export function simdKernels(memory: WasmMemory): SimdKernels | null {
+  const known = cache.get(memory)
+  if (known !== undefined) return known
+  let kernels: SimdKernels | null = null
+  try {
+    const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
+    const bytes = assemble([adamBody(), transposeBody()])
+    kernels = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as SimdKernels
+  } catch {
+    kernels = null
+  }
+  cache.set(memory, kernels)
+  return kernels
+}
