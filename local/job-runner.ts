@@ -119,7 +119,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   async function runOne(job: Job): Promise<void> {
     const { runId } = job.run
-    const status = await waitForQueuedStatus(runId)
+    const status = await waitForQueuedStatus(job)
     if (status && isTerminal(status.state)) {
       log(`[runner] ${runId}: not started, the run is already ${status.state}`)
       return
@@ -154,12 +154,17 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     await settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 })
   }
 
-  /** Waits until `submitRun` has recorded the run (see the module header). */
-  async function waitForQueuedStatus(runId: string): Promise<RunStatus | undefined> {
+  /**
+   * Waits until `submitRun` has recorded the run (see the module header): a status naming this job, or any
+   * unfinished one (a run queued again by the restart recovery). A `failed` status from an earlier submission
+   * that never started is what `submitRun` is about to replace, so it is waited out too.
+   */
+  async function waitForQueuedStatus(job: Job): Promise<RunStatus | undefined> {
     const deadline = Date.now() + statusWaitMs
     for (;;) {
-      const status = await readRun(options.store, runId).catch(() => undefined)
-      if (status !== undefined || Date.now() >= deadline || stopped) return status
+      const status = await readRun(options.store, job.run.runId).catch(() => undefined)
+      const recorded = status !== undefined && (status.jobId === job.jobId || !isTerminal(status.state))
+      if (recorded || Date.now() >= deadline || stopped) return status
       await sleep(100)
     }
   }

@@ -106,6 +106,21 @@ describe('local job runner', () => {
     expect((await readRun(store, run.runId))?.state).toBe('queued')
   })
 
+  it('starts a run again whose earlier submission failed, once the trigger has re-queued it', async () => {
+    // Prepare: what submitRun leaves when the submitter threw: failed, no job id
+    const run = request('ok')
+    const now = new Date().toISOString()
+    await store.put(
+      `runs/${run.runId}/status.json`,
+      JSON.stringify({ runId: run.runId, state: 'failed', reason: 'job submission failed', dataset: { key: run.datasetKey }, createdAt: now, updatedAt: now }),
+    )
+    // Act
+    await submitRun(run, { store, submitter: runner })
+    await runner.idle()
+    // Assess
+    expect((await readRun(store, run.runId))?.state).toBe('succeeded')
+  })
+
   it('passes the attempt on for a resumed run', async () => {
     const run = request('ok')
     await submitRun(run, { store, submitter: { submit: (r) => runner.submit(r, { attempt: 2 }) } })
