@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { asWasm, heapView, type KernelArgs, runWasmKernel, sizeOf, stridesOf } from './wasm-heap.js'
+import { addressOf, asWasm, heapView, type KernelArgs, runWasmKernel, simd, sizeOf, stridesOf } from './wasm-heap.js'
 
 const stock = new Map<string, tf.KernelConfig>()
 const setUp = new WeakMap<object, Set<string>>()
@@ -281,6 +281,19 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   if (info.dataFormat !== 'channelsLast') return fallback('MaxPoolGrad', args)
   const backend = asWasm(args.backend)
   const dx = backend.makeOutput([...input.shape], 'float32')
+  const kernels = simd(backend)
+  if (kernels && info.inChannels % 4 === 0) {
+    const scratch = backend.makeOutput([2 * info.inChannels], 'float32')
+    heapView(backend, dx).fill(0)
+    kernels.maxPoolGrad(
+      addressOf(backend, input), addressOf(backend, dy), addressOf(backend, dx), addressOf(backend, scratch),
+      info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth,
+      info.strideHeight, info.strideWidth, info.effectiveFilterHeight, info.effectiveFilterWidth,
+      info.padInfo.top, info.padInfo.left
+    )
+    backend.disposeData(scratch.dataId)
+    return dx
+  }
   const xs = heapView(backend, input) as Float32Array
   const dys = heapView(backend, dy) as Float32Array
   const out = heapView(backend, dx) as Float32Array

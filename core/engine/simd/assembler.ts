@@ -157,6 +157,15 @@ export class Code {
   select() {
     return this.emit(0x1b)
   }
+  ltU() {
+    return this.emit(0x49)
+  }
+  /** v128 constant of four i32 lanes. */
+  i32x4Const(a: number, b: number, c: number, d: number) {
+    const bytes = Buffer.alloc(16)
+    ;[a, b, c, d].forEach((v, i) => bytes.writeInt32LE(v, i * 4))
+    return this.simd(0x0c, ...bytes)
+  }
   private simd(op: number, ...imm: number[]) {
     return this.emit(0xfd, ...uleb(op), ...imm)
   }

@@ -31,6 +31,28 @@ export interface SimdKernels {
     epsilon: number
   ): void
   transpose(src: number, srcStride: number, dst: number, dstStride: number, rows: number, cols: number): void
+  /**
+   * Max-pool gradient, NHWC, channels a multiple of 4; `dx` must be zeroed; `scratch` holds 2*c floats.
+   * Each dy goes to the first maximum of its window (row-major, strict `>`), as on the cpu backend.
+   */
+  maxPoolGrad(
+    x: number,
+    dy: number,
+    dx: number,
+    scratch: number,
+    n: number,
+    ih: number,
+    iw: number,
+    c: number,
+    oh: number,
+    ow: number,
+    sh: number,
+    sw: number,
+    fh: number,
+    fw: number,
+    padTop: number,
+    padLeft: number
+  ): void
 }
 
 /** Locals are numbered after the parameters; this hands them out by name. */
@@ -198,6 +220,105 @@ function transposeBody() {
   return { name: 'transpose', params: new Array(6).fill(I32), locals: L.types, body }
 }
 
+function maxPoolGradBody() {
+  const P = { x: 0, dy: 1, dx: 2, scratch: 3, n: 4, ih: 5, iw: 6, c: 7, oh: 8, ow: 9, sh: 10, sw: 11, fh: 12, fw: 13, pt: 14, pl: 15 }
+  const L = locals(16, {
+    b: I32,
+    y: I32,
+    xo: I32,
+    y0: I32,
+    x0: I32,
+    y1: I32,
+    x1: I32,
+    yy: I32,
+    xx: I32,
+    g: I32,
+    base: I32,
+    idxAt: I32,
+    o: I32,
+    at: I32,
+    bestV: V128,
+    mask: V128,
+    v: V128,
+  })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    const [b, y, xo, y0, x0, y1, x1, yy, xx, g, base, idxAt, o, at, bestV, mask, v] = [
+      'b', 'y', 'xo', 'y0', 'x0', 'y1', 'x1', 'yy', 'xx', 'g', 'base', 'idxAt', 'o', 'at', 'bestV', 'mask', 'v',
+    ].map((k) => l[k]!) as number[] as [
+      number, number, number, number, number, number, number, number, number, number, number, number, number,
+      number, number, number, number,
+    ]
+    /** for (i = from; i < to; i++) inner */
+    const range = (i: number, from: () => void, to: () => void, inner: () => void) => {
+      from()
+      c.set(i)
+      c.loop(() => {
+        c.get(i)
+        to()
+        c.geS().breakIf()
+        inner()
+        c.get(i).i32(1).add().set(i)
+        c.i32(1).continueIf()
+      })
+    }
+    const at4 = (ptr: number, index: number) => c.get(ptr).get(index).i32(2).shl().add()
+    // The i32 indices live after the c best values in the scratch.
+    c.get(P.scratch).get(P.c).i32(2).shl().add().set(idxAt)
+    range(b, () => c.i32(0), () => c.get(P.n), () => {
+      range(y, () => c.i32(0), () => c.get(P.oh), () => {
+        // window rows [max(0, y*sh - pt), min(ih, y*sh - pt + fh))
+        c.get(y).get(P.sh).mul().get(P.pt).sub().set(y0)
+        c.get(y0).get(P.fh).add().set(y1)
+        c.get(y1).get(P.ih).get(y1).get(P.ih).ltS().select().set(y1)
+        c.i32(0).get(y0).get(y0).i32(0).ltS().select().set(y0)
+        range(xo, () => c.i32(0), () => c.get(P.ow), () => {
+          c.get(xo).get(P.sw).mul().get(P.pl).sub().set(x0)
+          c.get(x0).get(P.fw).add().set(x1)
+          c.get(x1).get(P.iw).get(x1).get(P.iw).ltS().select().set(x1)
+          c.i32(0).get(x0).get(x0).i32(0).ltS().select().set(x0)
+          range(g, () => c.i32(0), () => c.get(P.c), () => {
+            at4(P.scratch, g).f32(-Infinity).f32Store()
+            at4(idxAt, g).i32(-1).i32Store()
+          })
+          range(yy, () => c.get(y0), () => c.get(y1), () => {
+            range(xx, () => c.get(x0), () => c.get(x1), () => {
+              // base = ((b*ih + yy)*iw + xx)*c, in floats
+              c.get(b).get(P.ih).mul().get(yy).add().get(P.iw).mul().get(xx).add().get(P.c).mul().set(base)
+              c.i32(0).set(g)
+              c.loop(() => {
+                c.get(g).get(P.c).geS().breakIf()
+                c.get(P.x).get(base).get(g).add().i32(2).shl().add().v128Load().set(v)
+                at4(P.scratch, g).v128Load().set(bestV)
+                c.get(v).get(bestV).f32x4Gt().set(mask)
+                at4(P.scratch, g).get(v).get(bestV).get(mask).bitselect().v128Store()
+                at4(idxAt, g)
+                c.get(base).get(g).add().i32x4Splat().i32x4Const(0, 1, 2, 3).i32x4Add()
+                at4(idxAt, g).v128Load()
+                c.get(mask).bitselect().v128Store()
+                c.get(g).i32(4).add().set(g)
+                c.i32(1).continueIf()
+              })
+            })
+          })
+          // scatter: dx[idx[ch]] += dy[o + ch]
+          c.get(b).get(P.oh).mul().get(y).add().get(P.ow).mul().get(xo).add().get(P.c).mul().set(o)
+          range(g, () => c.i32(0), () => c.get(P.c), () => {
+            at4(idxAt, g).i32Load().set(at)
+            c.get(at).i32(0).geS().ifThen(() => {
+              at4(P.dx, at)
+              at4(P.dx, at).f32Load()
+              c.get(P.dy).get(o).get(g).add().i32(2).shl().add().f32Load()
+              c.f32Add().f32Store()
+            })
+          })
+        })
+      })
+    })
+  }
+  return { name: 'maxPoolGrad', params: new Array(16).fill(I32), locals: L.types, body }
+}
+
 /** The parts of the WebAssembly API used here (this project's TypeScript libs do not declare it). */
 interface WebAssemblyApi {
   Module: new (bytes: Uint8Array) => object
@@ -218,7 +339,7 @@ export function simdKernels(memory: WasmMemory): SimdKernels | null {
   let kernels: SimdKernels | null = null
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    const bytes = assemble([adamBody(), transposeBody()])
+    const bytes = assemble([adamBody(), transposeBody(), maxPoolGradBody()])
     kernels = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as SimdKernels
   } catch {
     kernels = null

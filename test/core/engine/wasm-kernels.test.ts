@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { applyGradients, initEngine, WASM_TRAINING_KERNELS } from '../../../core/engine/index.js'
+import { asWasm, simd } from '../../../core/engine/wasm-heap.js'
 
 type Values = Float32Array | Int32Array | Uint8Array
 
@@ -62,6 +63,10 @@ async function expectSame(f: () => tf.Tensor | tf.Tensor[], tolerance?: number):
   expect(wasm.length).toBe(cpu.length)
   wasm.forEach((w, i) => expectClose(w, cpu[i]!, tolerance))
 }
+
+it('assembles the SIMD kernels on this runtime', () => {
+  expect(simd(asWasm(tf.backend()))).not.toBeNull()
+})
 
 it('registers every kernel it exports for the wasm backend', () => {
   for (const name of Object.keys(WASM_TRAINING_KERNELS)) {
@@ -237,7 +242,21 @@ describe('memory kernels', () => {
     })
   })
 
-  it('MaxPoolGrad, including ties between zeros after ReLU', async () => {
+  it('MaxPoolGrad, including ties between zeros after ReLU (SIMD for channels % 4 == 0, else JS)', async () => {
+    for (const [channels, pool, stride, pad] of [
+      [8, 3, 2, 'valid'],
+      [8, 3, 2, 'same'],
+      [4, 2, 2, 'valid'],
+      [12, 3, 1, 'same'],
+    ] as const) {
+      const v = random(2 * 9 * 9 * channels, 16 + channels)
+      await expectSame(() => {
+        const x = tf.relu(tf.tensor4d(v, [2, 9, 9, channels]))
+        const y = tf.maxPool(x, pool, stride, pad)
+        const r = tf.tensor(random(y.size, 15), y.shape)
+        return [y, tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, pool, stride, pad), r)))(x)]
+      })
+    }
     const v = random(2 * 9 * 9 * 5, 14)
     for (const [pool, stride, pad] of [
       [3, 2, 'valid'],
