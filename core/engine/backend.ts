@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs'
+import { installFusedBatchNorm } from './batch-norm.js'
 import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { registerWasmTrainingKernels } from './wasm-kernels.js'
 
@@ -66,6 +67,7 @@ function backendName(choice: BackendChoice): string {
 
 async function start(choice: BackendChoice, options: EngineOptions): Promise<EngineInfo> {
   installLazyConvGradients()
+  installFusedBatchNorm()
   if (choice !== 'auto') return load(choice, options)
   const failures: string[] = []
   for (const candidate of ['tensorflow-gpu', 'tensorflow', 'wasm'] as const) {

@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs'
 import { conv2D, conv2DBackpropFilter, conv2DBackpropInput } from './wasm-conv.js'
 import type { KernelArgs } from './wasm-heap.js'
-import { identity, maxPoolGrad, mean, padV2, setStockKernel, slice, sum, tile } from './wasm-memory.js'
+import { BATCH_NORM_GRAD_KERNEL } from './batch-norm.js'
+import { batchNormTrainingGrad, identity, maxPoolGrad, mean, padV2, setStockKernel, slice, sum, tile } from './wasm-memory.js'
 
 type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]
 
@@ -24,6 +25,7 @@ export const WASM_TRAINING_KERNELS: Readonly<Record<string, Kernel>> = {
   Slice: slice,
   Sum: sum,
   Tile: tile,
+  [BATCH_NORM_GRAD_KERNEL]: batchNormTrainingGrad,
 }
 
 let registered = false

@@ -335,3 +335,73 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   }
   return dx
 }
+
+/**
+ * The BatchNorm training gradient (see `batch-norm.ts`): `[dx, dgamma, dbeta]` from dy, x and the batch
+ * statistics, in two SIMD passes (channel sums, then dx) when channels are a multiple of 4, else in JS.
+ */
+export function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
+  const backend = asWasm(args.backend)
+  const { dy, x, mean, variance, gamma } = args.inputs as Record<string, tf.TensorInfo>
+  const epsilon = Number(args.attrs!['epsilon'])
+  const c = x!.shape[x!.shape.length - 1]!
+  const rows = sizeOf(x!.shape) / c
+  const dx = backend.makeOutput([...x!.shape], 'float32')
+  const dgamma = backend.makeOutput([c], 'float32')
+  const dbeta = backend.makeOutput([c], 'float32')
+  const scratch = backend.makeOutput([4 * c], 'float32')
+  const kernels = simd(backend)
+  const useSimd = kernels !== null && c % 4 === 0
+  let sumDy: Float64Array | Float32Array
+  let sumDyXc: Float64Array | Float32Array
+  if (useSimd) {
+    kernels.bnGradSums(addressOf(backend, dy!), addressOf(backend, x!), addressOf(backend, mean!), rows, c, addressOf(backend, scratch))
+    const s = heapView(backend, scratch) as Float32Array
+    sumDy = s.slice(0, c)
+    sumDyXc = s.slice(c, 2 * c)
+  } else {
+    const dys = heapView(backend, dy!) as Float32Array
+    const xs = heapView(backend, x!) as Float32Array
+    const ms = heapView(backend, mean!) as Float32Array
+    sumDy = new Float64Array(c)
+    sumDyXc = new Float64Array(c)
+    for (let r = 0, o = 0; r < rows; r++, o += c) {
+      for (let j = 0; j < c; j++) {
+        const d = dys[o + j]!
+        sumDy[j]! += d
+        sumDyXc[j]! += d * (xs[o + j]! - ms[j]!)
+      }
+    }
+  }
+  // Per channel: dx = a*dy + b*(x - mean) + k.
+  const vs = heapView(backend, variance!) as Float32Array
+  const gs = heapView(backend, gamma!) as Float32Array
+  const ms = heapView(backend, mean!) as Float32Array
+  const coef = heapView(backend, scratch) as Float32Array
+  const dg = heapView(backend, dgamma) as Float32Array
+  const db = heapView(backend, dbeta) as Float32Array
+  for (let j = 0; j < c; j++) {
+    const rstd = 1 / Math.sqrt(vs[j]! + epsilon)
+    const a = gs[j]! * rstd
+    db[j] = sumDy[j]!
+    dg[j] = sumDyXc[j]! * rstd
+    coef[j] = ms[j]!
+    coef[c + j] = a
+    coef[2 * c + j] = (-a * rstd * rstd * sumDyXc[j]!) / rows
+    coef[3 * c + j] = (-a * sumDy[j]!) / rows
+  }
+  if (useSimd) {
+    kernels.bnGradApply(addressOf(backend, dy!), addressOf(backend, x!), addressOf(backend, dx), rows, c, addressOf(backend, scratch))
+  } else {
+    const dys = heapView(backend, dy!) as Float32Array
+    const xs = heapView(backend, x!) as Float32Array
+    const out = heapView(backend, dx) as Float32Array
+    for (let r = 0, o = 0; r < rows; r++, o += c) {
+      for (let j = 0; j < c; j++) {
+        out[o + j] = dys[o + j]! * coef[c + j]! + (xs[o + j]! - coef[j]!) * coef[2 * c + j]! + coef[3 * c + j]!
+      }
+    }
+  }
+  backend.disposeData(scratch.dataId)
+  return [dx, dgamma, dbeta]
+}

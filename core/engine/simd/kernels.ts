@@ -53,6 +53,8 @@ export interface SimdKernels {
     padTop: number,
     padLeft: number
   ): void
+  bnGradSums(dy: number, x: number, mean: number, rows: number, c: number, scratch: number): void
+  bnGradApply(dy: number, x: number, dx: number, rows: number, c: number, coef: number): void
 }
 
 /** Locals are numbered after the parameters; this hands them out by name. */
@@ -319,6 +321,120 @@ function maxPoolGradBody() {
   return { name: 'maxPoolGrad', params: new Array(16).fill(I32), locals: L.types, body }
 }
 
+/**
+ * Per-channel sums for the BatchNorm gradient over `rows` rows of `c` channels (c a multiple of 4):
+ * `scratch[0:c] = sum(dy)`, `scratch[c:2c] = sum(dy * (x - mean))`. Rows are summed in blocks of 16 into
+ * `scratch[2c:4c]` first, so float32 error grows with 16 + rows/16 rather than with rows.
+ */
+function bnGradSumsBody() {
+  const P = { dy: 0, x: 1, mean: 2, rows: 3, c: 4, scratch: 5 }
+  const L = locals(6, { r: I32, g: I32, end: I32, block: I32, bytes: I32, row: I32, v: V128 })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    const [r, g, end, block, bytes, row] = ['r', 'g', 'end', 'block', 'bytes', 'row'].map((k) => l[k]!) as [
+      number, number, number, number, number, number,
+    ]
+    const v = l['v']!
+    const sum1 = () => c.get(P.scratch).get(g).add()
+    const sum2 = () => c.get(P.scratch).get(bytes).add().get(g).add()
+    const blk1 = () => c.get(P.scratch).get(bytes).i32(2).mul().add().get(g).add()
+    const blk2 = () => c.get(P.scratch).get(bytes).i32(3).mul().add().get(g).add()
+    c.get(P.c).i32(2).shl().set(bytes)
+    // zero the totals
+    c.i32(0).set(g)
+    c.loop(() => {
+      c.get(g).get(bytes).i32(1).shl().geS().breakIf()
+      c.get(P.scratch).get(g).add().f32(0).f32x4Splat().v128Store()
+      c.get(g).i32(16).add().set(g)
+      c.i32(1).continueIf()
+    })
+    c.i32(0).set(r)
+    c.loop(() => {
+      c.get(r).get(P.rows).geS().breakIf()
+      c.get(r).i32(16).add().set(end)
+      c.get(end).get(P.rows).get(end).get(P.rows).ltS().select().set(end)
+      // zero the block sums
+      c.i32(0).set(g)
+      c.loop(() => {
+        c.get(g).get(bytes).geS().breakIf()
+        blk1().f32(0).f32x4Splat().v128Store()
+        blk2().f32(0).f32x4Splat().v128Store()
+        c.get(g).i32(16).add().set(g)
+        c.i32(1).continueIf()
+      })
+      c.get(r).set(block)
+      c.loop(() => {
+        c.get(block).get(end).geS().breakIf()
+        c.get(block).get(bytes).mul().set(row)
+        c.i32(0).set(g)
+        c.loop(() => {
+          c.get(g).get(bytes).geS().breakIf()
+          c.get(P.dy).get(row).add().get(g).add().v128Load().set(v)
+          blk1()
+          blk1().v128Load().get(v).f32x4Add().v128Store()
+          blk2()
+          blk2().v128Load()
+          c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
+          c.get(v).f32x4Mul().f32x4Add().v128Store()
+          c.get(g).i32(16).add().set(g)
+          c.i32(1).continueIf()
+        })
+        c.get(block).i32(1).add().set(block)
+        c.i32(1).continueIf()
+      })
+      // totals += block sums
+      c.i32(0).set(g)
+      c.loop(() => {
+        c.get(g).get(bytes).geS().breakIf()
+        sum1()
+        sum1().v128Load()
+        blk1().v128Load().f32x4Add().v128Store()
+        sum2()
+        sum2().v128Load()
+        blk2().v128Load().f32x4Add().v128Store()
+        c.get(g).i32(16).add().set(g)
+        c.i32(1).continueIf()
+      })
+      c.get(end).set(r)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'bnGradSums', params: new Array(6).fill(I32), locals: L.types, body }
+}
+
+/** `dx = dy * a + (x - mean) * b + k` per channel; `coef` holds mean, a, b, k (c floats each). */
+function bnGradApplyBody() {
+  const P = { dy: 0, x: 1, dx: 2, rows: 3, c: 4, coef: 5 }
+  const L = locals(6, { r: I32, g: I32, bytes: I32, row: I32 })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    const [r, g, bytes, row] = ['r', 'g', 'bytes', 'row'].map((k) => l[k]!) as [number, number, number, number]
+    const coef = (k: number) => c.get(P.coef).get(bytes).i32(k).mul().add().get(g).add().v128Load()
+    c.get(P.c).i32(2).shl().set(bytes)
+    c.i32(0).set(r)
+    c.loop(() => {
+      c.get(r).get(P.rows).geS().breakIf()
+      c.get(r).get(bytes).mul().set(row)
+      c.i32(0).set(g)
+      c.loop(() => {
+        c.get(g).get(bytes).geS().breakIf()
+        c.get(P.dx).get(row).add().get(g).add()
+        c.get(P.dy).get(row).add().get(g).add().v128Load()
+        coef(1).f32x4Mul()
+        c.get(P.x).get(row).add().get(g).add().v128Load()
+        coef(0).f32x4Sub()
+        coef(2).f32x4Mul().f32x4Add()
+        coef(3).f32x4Add().v128Store()
+        c.get(g).i32(16).add().set(g)
+        c.i32(1).continueIf()
+      })
+      c.get(r).i32(1).add().set(r)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'bnGradApply', params: new Array(6).fill(I32), locals: L.types, body }
+}
+
 /** The parts of the WebAssembly API used here (this project's TypeScript libs do not declare it). */
 interface WebAssemblyApi {
   Module: new (bytes: Uint8Array) => object
@@ -339,7 +455,7 @@ export function simdKernels(memory: WasmMemory): SimdKernels | null {
   let kernels: SimdKernels | null = null
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    const bytes = assemble([adamBody(), transposeBody(), maxPoolGradBody()])
+    const bytes = assemble([adamBody(), transposeBody(), maxPoolGradBody(), bnGradSumsBody(), bnGradApplyBody()])
     kernels = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as SimdKernels
   } catch {
     kernels = null
