@@ -1,20 +1,22 @@
 /**
- * Convolution gradients for the wasm backend, expressed as forward convolutions so XNNPACK runs them.
+ * Convolutions for the wasm backend, all as forward XNNPACK convolutions (25-33 GFLOP/s here).
  *
- * The stock wasm backend has no `Conv2DBackpropFilter` and a naive `Conv2DBackpropInput` (~3 GFLOP/s here,
- * against 25-33 GFLOP/s for XNNPACK's forward `Conv2D`). Both gradients are correlations too:
+ * The stock wasm backend has no `Conv2DBackpropFilter` and a naive `Conv2DBackpropInput` (~3 GFLOP/s).
+ * Both gradients are correlations too:
  *
  * - filter gradient: `dW[kh,kw,ci,co] = sum over (n,oh,ow) of x[n, oh*s+kh-pt, ow*s+kw-pl, ci] * dy[n,oh,ow,co]`
  *   is a forward convolution of x transposed to `[ci, H, W, n]` (input channels as the batch, the batch as
  *   channels) with dy transposed to `[oH, oW, n, co]` as the filter, dilated by the stride. Its output
  *   `[ci, kh, kw, co]` is re-ordered to `[kh, kw, ci, co]`.
- * - input gradient: a stride-1 convolution of dy (dilated by the stride: zeros between rows and columns)
- *   with the spatially reversed filter whose in/out channels are swapped, padded by `k - 1 - pad`.
+ * - input gradient: per stride phase, a stride-1 convolution of dy with the matching taps of the filter,
+ *   spatially reversed with in/out channels swapped (see {@link conv2DBackpropInput}).
+ * - forward: stock, except stride-1 convolutions with tiny outputs, which swap the roles of weights and
+ *   activations (see {@link conv2D}).
  *
  * Padding comes from tfjs's own `computeConv2DInfo`, so 'same' (with TF's extra bottom/right row for even
  * inputs at stride 2), 'valid' and explicit numbers mean exactly what the forward op meant. Shapes this
- * cannot express (NCHW, dilated forward convolutions, padding wider than the kernel) fall back to the
- * stock kernel or, for the filter gradient, to a direct JS loop.
+ * cannot express (padding wider than the kernel) use the stock kernel; NCHW is not supported (neither is it
+ * by the stock forward kernel).
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
@@ -24,6 +26,7 @@ import {
   dispose,
   heapF32,
   type KernelArgs,
+  copyRowsInto,
   runWasmKernel,
   transposeInto,
   type WasmBackend,
@@ -112,28 +115,16 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
         transposeInto(backend, x, s, ih * iw * ci, xT, (y * wc + xx) * n, hc * wc * n, n, ci)
       }
     }
-    const dySrc = heapF32(backend, dy)
-    const dyDst = heapF32(backend, dyF)
-    for (let b = 0; b < n; b++) {
-      for (let p = 0; p < oh * ow; p++) {
-        const s = (b * oh * ow + p) * co
-        dyDst.set(dySrc.subarray(s, s + co), (p * n + b) * co)
-      }
-    }
+    // dy [n, oh*ow, co] -> [oh*ow, n, co]
+    for (let b = 0; b < n; b++) copyRowsInto(backend, dy, b * oh * ow * co, co, dyF, b * co, n * co, oh * ow, co)
   }
   const out = conv(backend, xT, dyF, { top: 0, bottom: 0, left: 0, right: 0 }, [sh, sw])
   dispose(backend, xT, dyF)
 
   const dW = backend.makeOutput([kh, kw, ci, co], 'float32')
-  const src = heapF32(backend, out)
-  const dst = heapF32(backend, dW)
+  // [ci, taps, co] -> [taps, ci, co]
   const taps = kh * kw
-  for (let c = 0; c < ci; c++) {
-    for (let t = 0; t < taps; t++) {
-      const s = (c * taps + t) * co
-      dst.set(src.subarray(s, s + co), (t * ci + c) * co)
-    }
-  }
+  for (let c = 0; c < ci; c++) copyRowsInto(backend, out, c * taps * co, co, dW, c * co, ci * co, taps, co)
   dispose(backend, out)
   return dW
 }
@@ -208,14 +199,12 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
       dispose(backend, sub)
       if (!dx) return out
       // Scatter the phase's [n, count_r, count_c, ci] into dx.
-      const src = heapF32(backend, out)
-      const dst = heapF32(backend, dx)
       for (let b = 0; b < n; b++) {
         for (let u = 0; u < pr.count; u++) {
           const y = (pr.qMin + u) * sh + pr.residue - info.padInfo.top
-          let s = ((b * pr.count + u) * pc.count) * ci
-          let d = ((b * ih + y) * iw + (pc.qMin * sw + pc.residue - info.padInfo.left)) * ci
-          for (let v = 0; v < pc.count; v++, s += ci, d += sw * ci) dst.set(src.subarray(s, s + ci), d)
+          const s = (b * pr.count + u) * pc.count * ci
+          const d = ((b * ih + y) * iw + (pc.qMin * sw + pc.residue - info.padInfo.left)) * ci
+          copyRowsInto(backend, out, s, ci, dx, d, sw * ci, pc.count, ci)
         }
       }
       dispose(backend, out)

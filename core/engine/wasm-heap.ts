@@ -183,3 +183,28 @@ export function transposeStrided(
     for (let j = 0; j < cols; j++, s++, d += dStride) dst[d] = src[s]!
   }
 }
+
+/**
+ * `rows` copies of `len` floats from `src[sOff + r*sStride]` to `dst[dOff + r*dStride]`: SIMD when available,
+ * else one `TypedArray.set` per row.
+ */
+export function copyRowsInto(
+  backend: WasmBackend,
+  src: tf.TensorInfo,
+  sOff: number,
+  sStride: number,
+  dst: tf.TensorInfo,
+  dOff: number,
+  dStride: number,
+  rows: number,
+  len: number
+): void {
+  const kernels = simd(backend)
+  if (kernels) {
+    kernels.copyRows(addressOf(backend, src, sOff), sStride, addressOf(backend, dst, dOff), dStride, rows, len)
+    return
+  }
+  const s = heapF32(backend, src)
+  const d = heapF32(backend, dst)
+  for (let r = 0; r < rows; r++) d.set(s.subarray(sOff + r * sStride, sOff + r * sStride + len), dOff + r * dStride)
+}

@@ -53,6 +53,7 @@ export interface SimdKernels {
     padTop: number,
     padLeft: number
   ): void
+  copyRows(src: number, srcStride: number, dst: number, dstStride: number, rows: number, len: number): void
   bnGradSums(dy: number, x: number, mean: number, rows: number, c: number, scratch: number): void
   bnGradApply(dy: number, x: number, dx: number, rows: number, c: number, coef: number): void
 }
@@ -435,6 +436,41 @@ function bnGradApplyBody() {
   return { name: 'bnGradApply', params: new Array(6).fill(I32), locals: L.types, body }
 }
 
+/** `rows` copies of `len` floats, from `src + r*srcStride` to `dst + r*dstStride` (strides in floats). */
+function copyRowsBody() {
+  const P = { src: 0, ss: 1, dst: 2, ds: 3, rows: 4, len: 5 }
+  const L = locals(6, { r: I32, o: I32, end: I32, s: I32, d: I32 })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    const [r, o, end, s, d] = ['r', 'o', 'end', 's', 'd'].map((k) => l[k]!) as [number, number, number, number, number]
+    c.get(P.len).i32(~3).and().i32(2).shl().set(end)
+    c.i32(0).set(r)
+    c.get(P.src).set(s)
+    c.get(P.dst).set(d)
+    c.loop(() => {
+      c.get(r).get(P.rows).geS().breakIf()
+      c.i32(0).set(o)
+      c.loop(() => {
+        c.get(o).get(end).geS().breakIf()
+        c.get(d).get(o).add().get(s).get(o).add().v128Load().v128Store()
+        c.get(o).i32(16).add().set(o)
+        c.i32(1).continueIf()
+      })
+      c.loop(() => {
+        c.get(o).get(P.len).i32(2).shl().geS().breakIf()
+        c.get(d).get(o).add().get(s).get(o).add().f32Load().f32Store()
+        c.get(o).i32(4).add().set(o)
+        c.i32(1).continueIf()
+      })
+      c.get(s).get(P.ss).i32(2).shl().add().set(s)
+      c.get(d).get(P.ds).i32(2).shl().add().set(d)
+      c.get(r).i32(1).add().set(r)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'copyRows', params: new Array(6).fill(I32), locals: L.types, body }
+}
+
 /** The parts of the WebAssembly API used here (this project's TypeScript libs do not declare it). */
 interface WebAssemblyApi {
   Module: new (bytes: Uint8Array) => object
@@ -455,7 +491,14 @@ export function simdKernels(memory: WasmMemory): SimdKernels | null {
   let kernels: SimdKernels | null = null
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    const bytes = assemble([adamBody(), transposeBody(), maxPoolGradBody(), bnGradSumsBody(), bnGradApplyBody()])
+    const bytes = assemble([
+      adamBody(),
+      transposeBody(),
+      copyRowsBody(),
+      maxPoolGradBody(),
+      bnGradSumsBody(),
+      bnGradApplyBody(),
+    ])
     kernels = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as SimdKernels
   } catch {
     kernels = null
