@@ -104,8 +104,9 @@ async function profileStep(run: () => void, size: number): Promise<void> {
   const total = performance.now() - t0
   const byKernel = new Map<string, { ms: number; calls: number }>()
   for (const k of info.kernels) {
-    // Op-level wrappers (`foo__op`) repeat the time of the kernels inside them.
-    if (k.name.endsWith('__op')) continue
+    // Op-level wrappers (`foo__op`) and custom-gradient ops ('unnamed scope', e.g. the fused BatchNorm) repeat
+    // the time of the kernels inside them.
+    if (k.name.endsWith('__op') || k.name === 'unnamed scope') continue
     const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 }
     entry.ms += Number(k.kernelTimeMs) || 0
     entry.calls++

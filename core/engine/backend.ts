@@ -22,7 +22,7 @@ export interface EngineOptions {
   /** @default 'auto' */
   readonly backend?: BackendChoice
   /**
-   * Folder (or file map) holding `tfjs-backend-wasm*.wasm`, for bundles that ship the binaries next to the code.
+   * Folder holding `tfjs-backend-wasm*.wasm`, for bundles that ship the binaries next to the code.
    * @default the installed `@tensorflow/tfjs-backend-wasm/dist/` folder
    */
   readonly wasmPath?: string
