@@ -85,6 +85,18 @@ export function computeMetrics(preds: readonly Prediction[]): Metrics {
   }
 }
 
+/** The headline test figures stored in model meta, run status and the promotion: `testAgeMae`, ... */
+export function testSummary(test: GroupMetrics | null | undefined): Record<string, number> | undefined {
+  if (!test) return undefined
+  return {
+    testAgeMae: test.ageMae,
+    testAgeRmse: test.ageRmse,
+    testCs5: test.cs5,
+    testGenderAccuracy: test.genderAccuracy,
+    testGenderMae: test.genderMae,
+  }
+}
+
 /** The trivial baselines every report shows beside the model: predict the training median age, the majority gender. */
 export function baselines(trainAges: readonly number[], trainGenders: readonly number[], test: readonly Prediction[]) {
   const sorted = [...trainAges].sort((a, b) => a - b)

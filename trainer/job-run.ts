@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod'
+import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
 import { getJson, putJson, type ObjectStore } from '../core/store/object-store.js'
@@ -130,7 +131,7 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
       },
     })
     const gate = qualityGate(metrics, env.maxAgeMae)
-    const summary = summaryOf(metrics)
+    const summary = testSummary(metrics.test)
     if (gate.pass) await promote(store, env.runId, summary)
     log(gate.pass ? `promoted ${env.runId}` : `not promoted: ${gate.reason}`)
     await setStatus({ state: 'succeeded', promoted: gate.pass, reason: gate.reason, ...(summary ? { summary } : {}) })
@@ -149,17 +150,6 @@ export function qualityGate(metrics: TrainMetrics, maxAgeMae: number): { pass: b
   return mae <= maxAgeMae
     ? { pass: true, reason: `test age MAE ${mae.toFixed(2)} ≤ ${maxAgeMae}` }
     : { pass: false, reason: `quality gate: test age MAE ${mae.toFixed(2)} > ${maxAgeMae}` }
-}
-
-function summaryOf(m: TrainMetrics): Record<string, number> | undefined {
-  if (!m.test) return undefined
-  return {
-    testAgeMae: m.test.ageMae,
-    testAgeRmse: m.test.ageRmse,
-    testCs5: m.test.cs5,
-    testGenderAccuracy: m.test.genderAccuracy,
-    testGenderMae: m.test.genderMae,
-  }
 }
 
 /** Copies the run's model (and metrics) under models/<runId>/, then points models/latest.json at it. */

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
-import { baselines, type Metrics } from '../core/metrics.js'
+import { baselines, testSummary, type Metrics } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
@@ -290,15 +290,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       )
     : null
   const throughputs = history.slice(startEpoch).map((h) => h.imagesPerSecond)
-  const summary = testEval
-    ? {
-        testAgeMae: testEval.metrics.ageMae,
-        testAgeRmse: testEval.metrics.ageRmse,
-        testCs5: testEval.metrics.cs5,
-        testGenderAccuracy: testEval.metrics.genderAccuracy,
-        testGenderMae: testEval.metrics.genderMae,
-      }
-    : undefined
+  const summary = testSummary(testEval?.metrics)
   await saveModel(model, { ...finalMeta, ...(summary ? { summary } : {}) }, output, 'model/')
   timings.totalSeconds = since(t0)
   const metrics: TrainMetrics = {
