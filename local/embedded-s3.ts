@@ -19,15 +19,63 @@
  */
 import type { S3ClientConfig } from '@aws-sdk/client-s3'
 import type { S3EventRecord } from 'aws-lambda'
-import { mkdir } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, rename, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import S3rver from 's3rver'
 
 /** The only access key s3rver knows. */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const
 
 /** The one method of s3rver's (untyped, internal) filesystem store used here. */
+interface S3rverObject {
+  bucket: string
+  key: string
+  content: Buffer | NodeJS.ReadableStream
+  metadata: Record<string, string>
+}
+
 interface S3rverStore {
   getMetadata(bucket: string, key: string): Promise<{ etag: string }>
+  getResourcePath(bucket: string, key: string, resource: 'object'): string
+  putObject(object: S3rverObject): Promise<{ size: number; md5: string }>
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>
+}
+
+/**
+ * s3rver writes an object over the old file in place (and answers before a Buffer body is flushed), so a reader
+ * polling `status.json` while a job rewrites it gets a body shorter than its Content-Length: the SDK fails with
+ * `aborted`. Writing to a temporary file and renaming it makes the object switch at once, as on S3.
+ */
+function makeWritesAtomic(store: S3rverStore): void {
+  store.putObject = async (object) => {
+    const target = store.getResourcePath(object.bucket, object.key, 'object')
+    await mkdir(dirname(target), { recursive: true })
+    const temp = `${target}.~${process.pid}-${randomBytes(6).toString('hex')}`
+    const md5 = createHash('md5')
+    let size = 0
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        md5.update(chunk)
+        size += chunk.length
+        callback(null, chunk)
+      },
+    })
+    const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : (object.content as Readable)
+    try {
+      await pipeline(source, count, createWriteStream(temp))
+      await rename(temp, target)
+    } catch (err) {
+      await rm(temp, { force: true })
+      throw err
+    }
+    const digest = md5.digest('hex')
+    await store.putMetadata(object.bucket, object.key, object.metadata, digest)
+    return { size, md5: digest }
+  }
 }
 
 export interface EmbeddedS3Options {
@@ -91,6 +139,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const nextSequencer = sequencerClock()
   // s3rver's filesystem store: used to read the ETag that Copy events lack.
   const store = (server as unknown as { store: S3rverStore }).store
+  makeWritesAtomic(store)
 
   const deliver = (record: S3EventRecord) => {
     try {
