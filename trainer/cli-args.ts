@@ -17,6 +17,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --dropout X            dropout before the heads (default 0)
   --gender-weight X      weight of the gender loss (default 1)
   --no-augment           no flips, crops or colour jitter
+  --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
   --backend NAME         auto | tensorflow-gpu | tensorflow | wasm | cpu (or env AGEGENDER_BACKEND)
 `
@@ -47,6 +48,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       dropout: { type: 'string' },
       'gender-weight': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
+      'no-dedupe': { type: 'boolean', default: false },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -73,6 +75,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('dropout', values.dropout),
       ...pick('genderWeight', values['gender-weight']),
       augment: !values['no-augment'],
+      dedupeTrain: !values['no-dedupe'],
     } as TrainConfigInput,
   }
 }

@@ -25,6 +25,10 @@ export const TrainConfig = z.object({
     .preprocess((v) => (v === 'false' || v === '0' ? false : v === 'true' || v === '1' ? true : v), z.boolean())
     .default(true),
   dropout: z.coerce.number().min(0).max(0.9).default(0),
+  /** Merge byte-identical training images into one (median age; dropped when genders disagree). Val/test untouched. */
+  dedupeTrain: z
+    .preprocess((v) => (v === 'false' || v === '0' ? false : v === 'true' || v === '1' ? true : v), z.boolean())
+    .default(true),
   /** Channels of the first stage (64 = ResNet18). Smaller only for smoke tests. */
   width: z.coerce.number().int().min(4).default(64),
   seed: z.coerce.number().int().default(42),

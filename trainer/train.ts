@@ -20,6 +20,7 @@ import { augmentBatch } from './augment.js'
 import { copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { decodeAll } from './decode.js'
+import { dedupeTraining, type DedupeReport } from './dedupe.js'
 import { evaluate, type Sample } from './evaluation.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
@@ -32,6 +33,8 @@ export interface TrainItem {
   readonly bytes: Uint8Array
   readonly label: { readonly age: number; readonly gender: 0 | 1; readonly race?: number }
   readonly split: Split
+  /** sha256 of `bytes` when the loader already computed it. */
+  readonly sha256?: string
 }
 
 export interface DatasetInfo {
@@ -40,6 +43,8 @@ export interface DatasetInfo {
   readonly skipped: Record<string, number>
   readonly skippedExamples?: readonly { name: string; reason: string }[]
   readonly loadSeconds?: number
+  /** What {@link dedupeTraining} did to the training split. */
+  readonly dedupe?: DedupeReport
 }
 
 export interface EpochRecord {
@@ -119,7 +124,16 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const since = (t: number) => (performance.now() - t) / 1000
 
   // 1. decode every image once
-  const items = subsample(options.items, config.maxImages)
+  const sampled = subsample(options.items, config.maxImages)
+  const deduped = config.dedupeTrain ? dedupeTraining(sampled) : null
+  const items = deduped?.items ?? sampled
+  if (deduped?.report.groups) {
+    const r = deduped.report
+    log(
+      `training split: ${r.groups} groups of identical images merged (${r.ageConflicts} with disagreeing ages → median, ` +
+        `${r.genderConflicts} with disagreeing genders dropped), ${r.removed} items removed`
+    )
+  }
   const decodeBar = createProgress({ label: 'decode', total: items.length, ...(options.tty === undefined ? {} : { tty: options.tty }), write: log })
   const decoded = await decodeAll(
     items.map((i) => i.bytes),
@@ -319,6 +333,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         ...decoded.failures.slice(0, 20).map((f) => ({ name: items[f.index]!.name, reason: 'unreadable-image' })),
       ],
       decodeFailures: decoded.failures.length,
+      ...(deduped ? { dedupe: deduped.report } : {}),
     },
     config,
     timings,
