@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { z } from 'zod'
 import { getJson, putJson, type ObjectStore } from './store/object-store.js'
+import { AgeIntervalCalibration } from './age-interval.js'
 import { IMAGENET } from './preprocess.js'
 
 export const MODEL_FORMAT = 'agegender-tfjs-layers'
@@ -37,6 +38,8 @@ export const ModelMeta = z.object({
   createdAt: z.string(),
   trainedWith: z.object({ backend: z.string(), epochs: z.number(), packageVersion: z.string() }).partial().optional(),
   summary: z.record(z.string(), z.number()).optional(),
+  /** Calibrated age ranges (split-conformal on the validation split); absent in models trained before them. */
+  ageInterval: AgeIntervalCalibration.optional(),
 })
 export type ModelMeta = z.infer<typeof ModelMeta>
 
