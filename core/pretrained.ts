@@ -129,3 +129,8 @@ function setWeights(layer: tf.layers.Layer, weights: tf.Tensor[]): void {
 export async function loadPretrainedFile(model: tf.LayersModel, file: string): Promise<number> {
   return loadTorchvisionBackbone(model, parseSafetensors(await readFile(file)))
 }
+
+/** Loads torchvision-layout weights already in memory (see `pretrained-source.ts` for where they come from). */
+export function loadPretrainedBytes(model: tf.LayersModel, bytes: Uint8Array): number {
+  return loadTorchvisionBackbone(model, parseSafetensors(bytes))
+}

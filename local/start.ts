@@ -25,7 +25,7 @@ Options (environment variable in brackets):
   --max-images N        train on at most N images, for quick runs [TRAIN_MAX_IMAGES]
   --learning-rate X     [TRAIN_LEARNING_RATE]
   --seed N              [TRAIN_SEED]
-  --pretrained FILE     torchvision ResNet18 model.safetensors [TRAIN_PRETRAINED]
+  --pretrained SRC      torchvision ResNet18 model.safetensors: path, s3://bucket/key or https:// URL [TRAIN_PRETRAINED]
   --quality-gate MAE    promote runs with test age MAE at most this [QUALITY_GATE_MAX_AGE_MAE] (default 12)
   --backend NAME        TensorFlow.js backend: auto, node, wasm, cpu [AGEGENDER_BACKEND] (default auto)
   --refresh-seconds N   how often the predict API looks for a new model [AGEGENDER_REFRESH_SECONDS] (default 5)

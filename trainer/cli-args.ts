@@ -12,6 +12,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --epochs N             (default 10)        --image-size S   multiple of 32 (default 64)
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
   --seed N               (default 42)        --pretrained F   torchvision ResNet18 model.safetensors
+  --pretrained-sha256 H  sha256 the --pretrained file must have (path, s3://bucket/key or https:// URL)
   --max-images N         use at most N images (quick runs)
   --width N              first-stage channels (64 = ResNet18; smaller for smoke tests)
   --dropout X            dropout before the heads (default 0)
@@ -43,6 +44,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       lr: { type: 'string' },
       seed: { type: 'string' },
       pretrained: { type: 'string' },
+      'pretrained-sha256': { type: 'string' },
       'max-images': { type: 'string' },
       width: { type: 'string' },
       dropout: { type: 'string' },
@@ -70,6 +72,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('learningRate', values.lr),
       ...pick('seed', values.seed),
       ...pick('pretrained', values.pretrained),
+      ...pick('pretrainedSha256', values['pretrained-sha256']),
       ...pick('maxImages', values['max-images']),
       ...pick('width', values.width),
       ...pick('dropout', values.dropout),

@@ -32,8 +32,13 @@ export const TrainConfig = z.object({
   /** Channels of the first stage (64 = ResNet18). Smaller only for smoke tests. */
   width: z.coerce.number().int().min(4).default(64),
   seed: z.coerce.number().int().default(42),
-  /** torchvision ResNet18 `model.safetensors` to initialize the backbone. */
+  /** torchvision ResNet18 `model.safetensors` to initialize the backbone: a path, `s3://bucket/key` or `https://` URL. */
   pretrained: z.string().optional(),
+  /** sha256 (hex) the pretrained file must have. */
+  pretrainedSha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+    .optional(),
   /** Use at most this many images (taken evenly by split), for quick runs. */
   maxImages: z.coerce.number().int().positive().optional(),
   evalBatchSize: z.coerce.number().int().positive().default(64),

@@ -29,6 +29,7 @@ const JobEnv = z
     TRAIN_MAX_IMAGES: z.string().optional(),
     TRAIN_SEED: z.string().optional(),
     TRAIN_PRETRAINED: z.string().optional(),
+    TRAIN_PRETRAINED_SHA256: z.string().optional(),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
     AGEGENDER_BACKEND: z.string().default('auto'),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
@@ -63,6 +64,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
       maxImages: e.TRAIN_MAX_IMAGES,
       seed: e.TRAIN_SEED,
       pretrained: e.TRAIN_PRETRAINED,
+      pretrainedSha256: e.TRAIN_PRETRAINED_SHA256,
     }).filter((kv): kv is [string, string] => kv[1] !== undefined && kv[1] !== '')
   )
   return {
@@ -119,6 +121,7 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
       dataset: { ...dataset, source: `${store.location}/${env.datasetKey}` },
       config,
       output: prefixedStore(store, keys.root),
+      pretrainedCache: store,
       backend: options.backend,
       resume: true,
       runId: env.runId,

@@ -6,7 +6,8 @@
  *   `STORE_URI` (`s3://bucket`, or a folder path) may be given instead.
  * - `DATASET_KEY`, `DATASET_VERSION` (optional), `RUN_ID`.
  * - `TRAIN_EPOCHS`, `TRAIN_IMAGE_SIZE`, `TRAIN_BATCH_SIZE`, `TRAIN_LEARNING_RATE`, `TRAIN_WIDTH`, `TRAIN_MAX_IMAGES`,
- *   `TRAIN_SEED`, `TRAIN_PRETRAINED` (optional settings).
+ *   `TRAIN_SEED`, `TRAIN_PRETRAINED` (path, s3:// or https://, cached in the bucket under `pretrained/`),
+ *   `TRAIN_PRETRAINED_SHA256` (optional settings).
  * - `QUALITY_GATE_MAX_AGE_MAE` (default 12): a successful run is promoted only when its test age MAE is at most this.
  * - `AGEGENDER_BACKEND` (default auto), `AWS_BATCH_JOB_ATTEMPT` (set by Batch).
  * @module

@@ -12,7 +12,8 @@ import { baselines, testSummary, type Metrics } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
-import { loadPretrainedFile } from '../core/pretrained.js'
+import { loadPretrainedBytes } from '../core/pretrained.js'
+import { readPretrained } from '../core/pretrained-source.js'
 import { toUnitBatch, normalize } from '../core/preprocess.js'
 import { createRng, shuffled } from '../core/random.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
@@ -80,6 +81,8 @@ export interface TrainOptions {
   /** Live progress bars (default: when stderr is a terminal). */
   readonly tty?: boolean
   readonly packageVersion?: string
+  /** Caches downloaded pretrained weights under `pretrained/` (the job passes its bucket). */
+  readonly pretrainedCache?: ObjectStore
 }
 
 export interface TrainMetrics {
@@ -169,8 +172,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     width: config.width,
   })
   if (config.pretrained) {
-    const layers = await loadPretrainedFile(model, config.pretrained)
-    log(`initialized ${layers} backbone layers from ${config.pretrained}`)
+    const file = await readPretrained(config.pretrained, { sha256: config.pretrainedSha256, cache: options.pretrainedCache, log })
+    const layers = loadPretrainedBytes(model, file.bytes)
+    log(`initialized ${layers} backbone layers from ${config.pretrained} (${file.from}, sha256 ${file.sha256.slice(0, 12)}…)`)
+  } else {
+    log('training from scratch: no pretrained weights given')
   }
   const optimizer = tf.train.adam(config.learningRate)
   const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight })
