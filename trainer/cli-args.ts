@@ -13,6 +13,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
   --seed N               (default 42)        --pretrained F   torchvision ResNet18 model.safetensors
   --pretrained-sha256 H  sha256 the --pretrained file must have (path, s3://bucket/key or https:// URL)
+  --backbone-lr-scale X  with --pretrained: backbone rate = X × the heads' rate (default 0.1)
+  --frozen-backbone X    with --pretrained: share of steps, at the start, with the backbone frozen (default 0)
   --max-images N         use at most N images (quick runs)
   --width N              first-stage channels (64 = ResNet18; smaller for smoke tests)
   --dropout X            dropout before the heads (default 0)
@@ -45,6 +47,8 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       seed: { type: 'string' },
       pretrained: { type: 'string' },
       'pretrained-sha256': { type: 'string' },
+      'backbone-lr-scale': { type: 'string' },
+      'frozen-backbone': { type: 'string' },
       'max-images': { type: 'string' },
       width: { type: 'string' },
       dropout: { type: 'string' },
@@ -73,6 +77,8 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('seed', values.seed),
       ...pick('pretrained', values.pretrained),
       ...pick('pretrainedSha256', values['pretrained-sha256']),
+      ...pick('backboneLearningRateScale', values['backbone-lr-scale']),
+      ...pick('frozenBackboneFraction', values['frozen-backbone']),
       ...pick('maxImages', values['max-images']),
       ...pick('width', values.width),
       ...pick('dropout', values.dropout),

@@ -34,6 +34,10 @@ export const TrainConfig = z.object({
   seed: z.coerce.number().int().default(42),
   /** torchvision ResNet18 `model.safetensors` to initialize the backbone: a path, `s3://bucket/key` or `https://` URL. */
   pretrained: z.string().optional(),
+  /** With pretrained weights: backbone learning rate = this × the heads' rate. */
+  backboneLearningRateScale: z.coerce.number().min(0).max(1).default(0.1),
+  /** With pretrained weights: share of all steps, at the start, with the backbone frozen (heads only). */
+  frozenBackboneFraction: z.coerce.number().min(0).max(0.5).default(0),
   /** sha256 (hex) the pretrained file must have. */
   pretrainedSha256: z
     .string()

@@ -20,6 +20,7 @@ import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { augmentBatch } from './augment.js'
 import { copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
+import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { decodeAll } from './decode.js'
 import { dedupeTraining, type DedupeReport } from './dedupe.js'
 import { evaluate, type Sample } from './evaluation.js'
@@ -178,7 +179,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   } else {
     log('training from scratch: no pretrained weights given')
   }
-  const optimizer = tf.train.adam(config.learningRate)
+  // fine-tuning: the new heads at the full rate, the pretrained backbone slower (frozen at first if asked)
+  const layerwise = config.pretrained
+    ? new LayerwiseAdam(config.learningRate, headVariableNames(model), config.backboneLearningRateScale)
+    : null
+  const optimizer = layerwise ?? tf.train.adam(config.learningRate)
   const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight })
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([config.imageSize, config.width, config.batchSize, config.epochs, config.seed, counts]))
@@ -212,6 +217,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   // 3. epochs
   const batchesPerEpoch = Math.max(1, Math.floor(counts.train / config.batchSize))
   const totalSteps = batchesPerEpoch * config.epochs
+  const frozenSteps = Math.round(totalSteps * config.frozenBackboneFraction)
   const valPredictor = new Predictor(model, { ...meta(), testTimeFlip: false })
   const tTrain = performance.now()
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
@@ -232,6 +238,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     for (let b = 0; b < batchesPerEpoch; b++) {
       const batch = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => splits.train[i]!)
       lr = learningRateAt(config, step, totalSteps)
+      if (layerwise) layerwise.backboneScale = step < frozenSteps ? 0 : config.backboneLearningRateScale
       ;(optimizer as unknown as { learningRate: number }).learningRate = lr
       const x = tf.tidy(() => {
         const unit = toUnitBatch(
