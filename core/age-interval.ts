@@ -67,6 +67,9 @@ export function ageRange(calibration: AgeIntervalCalibration, age: number): AgeR
  */
 export const INTERVAL_SHAPES = ['symmetric', 'shifted', 'equal-tails'] as const
 
+/** The nominal coverage the trainer calibrates for. */
+export const DEFAULT_AGE_INTERVAL_LEVEL = 0.9
+
 /** Predicted-age band edges tried first; neighbours are merged until each band has enough images. */
 export const DEFAULT_BAND_EDGES: readonly number[] = [0, 5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 70]
 
@@ -132,7 +135,7 @@ function bandOffsets(residuals: readonly number[], level: number): Pick<AgeInter
  */
 export function calibrateAgeInterval(
   samples: readonly CalibrationSample[],
-  level = 0.9,
+  level = DEFAULT_AGE_INTERVAL_LEVEL,
   options: CalibrateOptions = {}
 ): AgeIntervalCalibration {
   if (!(level > 0 && level < 1)) throw new RangeError(`level must be between 0 and 1, got ${level}`)
