@@ -57,7 +57,8 @@ export async function evaluateRun(options: EvaluateRunOptions): Promise<Evaluate
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
   const root = new FolderStore(options.modelDir)
   const prefix = (await root.get('model/meta.json')) ? 'model/' : ''
-  const run = prefix ? await getJson<TrainMetrics>(root, 'metrics.json') : undefined
+  // a training output folder and a promoted copy (models/<runId>/) both keep the run's metrics.json at their root
+  const run = await getJson<TrainMetrics>(root, 'metrics.json')
   const { model, meta } = await loadInferenceModel(root, prefix)
   try {
     const loaded = await loadDatasetForTraining({ path: options.data }, log)
