@@ -24,7 +24,7 @@ import { copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, save
 import { learningRateAt, type TrainConfig } from './config.js'
 import { decodeAll } from './decode.js'
 import { dedupeTraining, type DedupeReport } from './dedupe.js'
-import { evaluate, type Sample } from './evaluation.js'
+import { evaluate, type Evaluation, type Sample } from './evaluation.js'
 import { machineInfo, type MachineInfo } from './machine.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
@@ -305,9 +305,14 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   // the final figures come from the served form (BatchNorm folded), as the predict API and `evaluate` compute them
   const { model: served } = await toInferenceModel(model)
   const predictor = new Predictor(served, finalMeta)
-  const valEval = counts.val > 0 ? await evaluate(predictor, splits.val, config.evalBatchSize) : null
-  const testEval = counts.test > 0 ? await evaluate(predictor, splits.test, config.evalBatchSize) : null
-  served.dispose()
+  let valEval: Evaluation | null
+  let testEval: Evaluation | null
+  try {
+    valEval = counts.val > 0 ? await evaluate(predictor, splits.val, config.evalBatchSize) : null
+    testEval = counts.test > 0 ? await evaluate(predictor, splits.test, config.evalBatchSize) : null
+  } finally {
+    served.dispose()
+  }
   const interval = valEval ? calibrateRun(valEval.predictions, testEval?.predictions ?? null, log) : null
   timings.evalSeconds = since(tEval)
   const base = testEval
