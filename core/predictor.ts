@@ -39,14 +39,15 @@ export class Predictor {
       const chunk = images.slice(i, i + batchSize)
       const [ages, probs] = tf.tidy(() => {
         const x = toModelInput(chunk, this.meta.inputSize, this.meta.normalization)
-        const run = (input: tf.Tensor4D) => this.model.predict(input) as [tf.Tensor, tf.Tensor]
-        let [age, gender] = run(x)
-        if (this.meta.testTimeFlip) {
-          const [age2, gender2] = run(tf.reverse(x, 2))
-          age = age.add(age2).div(2)
-          gender = gender.add(gender2).div(2)
+        if (!this.meta.testTimeFlip) {
+          const [age, gender] = this.model.predict(x) as [tf.Tensor, tf.Tensor]
+          return [age.reshape([-1]), gender.reshape([-1])]
         }
-        return [age.reshape([-1]), gender.reshape([-1])]
+        // the images and their mirror images in one batch of 2n: one pass through the network, same outputs
+        const n = chunk.length
+        const [age, gender] = this.model.predict(tf.concat([x, tf.reverse(x, 2)])) as [tf.Tensor, tf.Tensor]
+        const mean = (t: tf.Tensor) => t.reshape([2, n]).mean(0)
+        return [mean(age), mean(gender)]
       })
       const [a, g] = await Promise.all([ages.data(), probs.data()])
       tf.dispose([ages, probs])

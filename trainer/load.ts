@@ -2,10 +2,23 @@
  * Reads a dataset for training, with progress, into the items and description {@link train} takes.
  * @module
  */
+import { basename, isAbsolute, relative } from 'node:path'
 import { loadDataset } from './dataset.js'
 import type { DatasetSource } from './dataset-source.js'
 import { createProgress } from './progress.js'
 import type { DatasetInfo, TrainItem } from './train.js'
+
+/**
+ * How a dataset path is written into metrics.json and the report, which get committed and shared: relative to
+ * the working directory when it is inside it or beside it (`../shared/data/utkface/UTKFace`), else its base
+ * name. Never this machine's absolute path.
+ */
+export function portablePath(path: string, cwd = process.cwd()): string {
+  if (!isAbsolute(path)) return path
+  const rel = relative(cwd, path)
+  if (rel === '') return '.'
+  return isAbsolute(rel) || rel.startsWith('../..') ? basename(path) : rel
+}
 
 export async function loadDatasetForTraining(
   source: DatasetSource,
@@ -30,7 +43,7 @@ export async function loadDatasetForTraining(
   return {
     items: loaded.items,
     dataset: {
-      source: label,
+      source: 'path' in source ? portablePath(source.path) : label,
       counts,
       skipped,
       skippedExamples: loaded.skippedExamples,

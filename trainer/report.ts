@@ -3,6 +3,7 @@
  * than read: learning curves, error by age band, predicted vs true age, and the tables behind them.
  * @module
  */
+import { bandLabel, type AgeIntervalCalibration, type IntervalEvaluation, type IntervalGroup } from '../core/age-interval.js'
 import type { GroupMetrics, Prediction } from '../core/metrics.js'
 import type { TrainMetrics } from './train.js'
 
@@ -108,6 +109,33 @@ function groupTable(title: string, groups: Record<string, GroupMetrics>): string
   return `<table><caption>${esc(title)}</caption><tr><th>group</th><th>n</th><th>age MAE</th><th>RMSE</th><th>CS@5</th><th>gender acc.</th></tr>${rows}</table>`
 }
 
+const pct = (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? '–' : `${(v * 100).toFixed(1)} %`)
+
+function intervalTable(title: string, groups: Record<string, IntervalGroup>): string {
+  const rows = Object.entries(groups)
+    .map(([k, g]) => `<tr><td>${esc(k)}</td><td>${g.count}</td><td>${pct(g.coverage)}</td><td>${num(g.meanWidth, 1)}</td></tr>`)
+    .join('')
+  return `<table><caption>${esc(title)}</caption><tr><th>band</th><th>n</th><th>coverage</th><th>mean width (years)</th></tr>${rows}</table>`
+}
+
+/** The calibrated age range: how it was made and what it covered on the test split. */
+export function ageIntervalSection(calibration: AgeIntervalCalibration | null | undefined, test: IntervalEvaluation | undefined): string {
+  if (!calibration) return '<h2>Age range</h2><p>No calibrated age range (the validation split was too small or absent).</p>'
+  const bands = calibration.bands
+    .map((b) => `<tr><td>${esc(bandLabel(b))}</td><td>${b.count}</td><td>${num(b.below, 1)}</td><td>${num(b.above, 1)}</td><td>${esc(b.shape ?? '')}</td></tr>`)
+    .join('')
+  return `<h2>Age range</h2>
+<p>Each answer carries a ${pct(calibration.level)} age range: split-conformal offsets below and above the predicted age,
+fitted on the validation split per band of <em>predicted</em> age (the narrowest of a symmetric, a shifted and an
+equal-tails interval per band). ${
+    test
+      ? `On the ${test.count} test images it covered <b>${pct(test.coverage)}</b> of true ages with a mean width of <b>${num(test.meanWidth, 1)} years</b>.`
+      : 'There is no test split to measure it on.'
+  }</p>
+<div class="grid">${test ? intervalTable('Test coverage by true age', test.byAgeBand) + intervalTable('Test coverage by predicted age band', test.byPredictedBand) : ''}
+<table><caption>Calibration (validation split)</caption><tr><th>predicted age</th><th>n</th><th>below</th><th>above</th><th>shape</th></tr>${bands}</table></div>`
+}
+
 export function renderReport(m: TrainMetrics, testPredictions: readonly Prediction[]): string {
   const t = m.test
   const h = m.history
@@ -140,7 +168,9 @@ td:first-child,th:first-child{text-align:left}caption{font-weight:bold;text-alig
 <p>${m.runId ? `Run <code>${esc(m.runId)}</code>, ` : ''}${esc(m.createdAt)}. Backend ${esc(m.backend.description)}.
 Best epoch ${m.bestEpoch} of ${m.config.epochs} by validation age MAE; ${m.config.imageSize}px input, batch ${m.config.batchSize}.
 Training ${num(m.throughput.trainImagesPerSecond, 1)} images/s.</p>
+${m.machine ? `<p>${num(m.minutes, 1)} minutes on ${esc(m.machine.cpuModel)} (${m.machine.threads} threads, ${m.machine.availableParallelism} available to Node), ${m.machine.memoryGiB} GiB, Node ${esc(m.machine.node)} ${esc(m.machine.platform)}-${esc(m.machine.arch)}. Recipe: every setting is listed under <a href="#settings">Settings</a>.</p>` : ''}
 <h2>Test split</h2>${headline}
+${ageIntervalSection(m.ageInterval, t?.ageInterval)}
 <div class="grid"><figure>${curves}<figcaption>Learning curves</figcaption></figure>
 <figure>${bands}<figcaption>Test age MAE by age band</figcaption></figure>
 <figure>${scatter(testPredictions)}<figcaption>Predicted vs true age on the test split (blue male, red female)</figcaption></figure></div>
@@ -149,7 +179,7 @@ ${t ? groupTable('By gender', t.byGender) + groupTable('By race group', t.byRace
 ${skipped ? `<table><caption>Skipped files by reason</caption>${skipped}</table>` : '<p>No files skipped.</p>'}
 <h2>History</h2><table><tr><th>epoch</th><th>lr</th><th>train loss</th><th>train age MAE</th><th>val age MAE</th><th>val gender acc.</th><th>img/s</th><th>s</th></tr>
 ${h.map((r) => `<tr><td>${r.epoch}</td><td>${r.learningRate.toExponential(2)}</td><td>${num(r.trainLoss, 3)}</td><td>${num(r.trainAgeMae)}</td><td>${num(r.valAgeMae)}</td><td>${num(r.valGenderAccuracy, 3)}</td><td>${num(r.imagesPerSecond, 1)}</td><td>${num(r.seconds, 0)}</td></tr>`).join('')}</table>
-<h2>Settings</h2><pre>${esc(JSON.stringify(m.config, null, 2))}</pre>
+<h2 id="settings">Settings</h2><pre>${esc(JSON.stringify(m.config, null, 2))}</pre>
 </body></html>
 `
 }

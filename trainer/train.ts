@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
+import type { AgeIntervalCalibration, IntervalEvaluation } from '../core/age-interval.js'
+import { toInferenceModel } from '../core/inference-model.js'
 import { baselines, testSummary, type Metrics } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
@@ -17,13 +19,15 @@ import { readPretrained } from '../core/pretrained-source.js'
 import { toUnitBatch, normalize } from '../core/preprocess.js'
 import { createRng, shuffled } from '../core/random.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
+import { calibrateRun } from './age-interval.js'
 import { augmentBatch } from './augment.js'
 import { copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { decodeAll } from './decode.js'
 import { dedupeTraining, type DedupeReport } from './dedupe.js'
-import { evaluate, type Sample } from './evaluation.js'
+import { evaluate, type Evaluation, type Sample } from './evaluation.js'
+import { machineInfo, type MachineInfo } from './machine.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
 import { createTrainStep } from './step.js'
@@ -90,8 +94,8 @@ export interface TrainMetrics {
   readonly schemaVersion: 1
   readonly runId?: string
   readonly createdAt: string
-  /** Test split metrics of the best epoch (null when the dataset has no test images). */
-  readonly test: Metrics | null
+  /** Test split metrics of the best epoch (null when the dataset has no test images), with the age range's coverage. */
+  readonly test: (Metrics & { ageInterval?: IntervalEvaluation }) | null
   readonly val: Metrics | null
   readonly bestEpoch: number
   readonly baselines: ReturnType<typeof baselines> | null
@@ -101,6 +105,11 @@ export interface TrainMetrics {
   readonly dataset: DatasetInfo & { decodeFailures: number }
   readonly config: TrainConfig
   readonly timings: Record<string, number>
+  /** Wall-clock minutes of this process, decoding to export (a resumed run counts only its own part). */
+  readonly minutes: number
+  readonly machine: MachineInfo
+  /** Calibrated age ranges (also in the model's meta.json); null when the validation split is too small. */
+  readonly ageInterval: AgeIntervalCalibration | null
 }
 
 /** The run cannot proceed (no usable images, incompatible checkpoint...): its message is the failure reason. */
@@ -113,7 +122,8 @@ const median = (xs: number[]) => {
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : 30
 }
 
-function subsample<T>(items: readonly T[], max: number | undefined): readonly T[] {
+/** Every `items.length / max`-th item: the same subset for the same dataset, as `evaluate` reproduces it. */
+export function subsample<T>(items: readonly T[], max: number | undefined): readonly T[] {
   if (max === undefined || items.length <= max) return items
   const stride = items.length / max
   return Array.from({ length: max }, (_, i) => items[Math.floor(i * stride)]!)
@@ -305,9 +315,18 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   }
   const tEval = performance.now()
   const finalMeta = meta()
-  const predictor = new Predictor(model, finalMeta)
-  const valEval = counts.val > 0 ? await evaluate(predictor, splits.val, config.evalBatchSize) : null
-  const testEval = counts.test > 0 ? await evaluate(predictor, splits.test, config.evalBatchSize) : null
+  // the final figures come from the served form (BatchNorm folded), as the predict API and `evaluate` compute them
+  const { model: served } = await toInferenceModel(model)
+  const predictor = new Predictor(served, finalMeta)
+  let valEval: Evaluation | null
+  let testEval: Evaluation | null
+  try {
+    valEval = counts.val > 0 ? await evaluate(predictor, splits.val, config.evalBatchSize) : null
+    testEval = counts.test > 0 ? await evaluate(predictor, splits.test, config.evalBatchSize) : null
+  } finally {
+    served.dispose()
+  }
+  const interval = valEval ? calibrateRun(valEval.predictions, testEval?.predictions ?? null, log) : null
   timings.evalSeconds = since(tEval)
   const base = testEval
     ? baselines(
@@ -318,13 +337,18 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     : null
   const throughputs = history.slice(startEpoch).map((h) => h.imagesPerSecond)
   const summary = testSummary(testEval?.metrics)
-  await saveModel(model, { ...finalMeta, ...(summary ? { summary } : {}) }, output, 'model/')
+  if (summary && interval?.test) {
+    summary.testAgeRangeCoverage = interval.test.coverage
+    summary.testAgeRangeWidth = interval.test.meanWidth
+  }
+  const exportMeta = { ...finalMeta, ...(summary ? { summary } : {}), ...(interval ? { ageInterval: interval.calibration } : {}) }
+  await saveModel(model, exportMeta, output, 'model/')
   timings.totalSeconds = since(t0)
   const metrics: TrainMetrics = {
     schemaVersion: 1,
     ...(options.runId ? { runId: options.runId } : {}),
     createdAt: new Date().toISOString(),
-    test: testEval?.metrics ?? null,
+    test: testEval ? { ...testEval.metrics, ...(interval?.test ? { ageInterval: interval.test } : {}) } : null,
     val: valEval?.metrics ?? null,
     bestEpoch,
     baselines: base,
@@ -350,6 +374,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     },
     config,
     timings,
+    minutes: timings.totalSeconds / 60,
+    machine: machineInfo(),
+    ageInterval: interval?.calibration ?? null,
   }
   await putJson(output, 'metrics.json', metrics)
   await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), { contentType: 'text/html; charset=utf-8' })

@@ -14,7 +14,8 @@
  * @module
  */
 import { z } from 'zod'
-import { loadModel, type ModelMeta } from '../../core/model-io.js'
+import { loadInferenceModel } from '../../core/inference-model.js'
+import type { ModelMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { LATEST_MODEL_KEY, Promotion } from '../../core/runs.js'
 import { getJson, type ObjectStore } from '../../core/store/object-store.js'
@@ -230,7 +231,7 @@ export class ModelSource implements ModelProvider {
   private async load(promotion: Promotion): Promise<ServedModel> {
     const t0 = performance.now()
     const prefix = promotion.modelPrefix.endsWith('/') ? promotion.modelPrefix : `${promotion.modelPrefix}/`
-    const { model, meta } = await loadModel(this.store, prefix)
+    const { model, meta } = await loadInferenceModel(this.store, prefix) // BatchNorm folded: same outputs, faster
     try {
       const predictor = new Predictor(model, meta)
       predictor.warmUp()

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { cpus, tmpdir } from 'node:os'
+import { isAbsolute, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
 import { loadModel } from '../../core/model-io.js'
@@ -52,6 +52,19 @@ describe('train', () => {
     expect(metrics.backend.name).toBe(engine.name)
     expect(Object.keys(metrics.test!.byAgeBand).length).toBeGreaterThan(3)
     expect(metrics.throughput.trainImagesPerSecond).toBeGreaterThan(0)
+    // results people can trust: the machine, the minutes, a dataset path that is not this machine's
+    expect(metrics.machine.cpuModel).toBe(cpus()[0]!.model.trim())
+    expect(metrics.machine.threads).toBe(cpus().length)
+    expect(metrics.minutes).toBeCloseTo(metrics.timings.totalSeconds! / 60, 6)
+    expect(isAbsolute(metrics.dataset.source)).toBe(false)
+    expect(JSON.stringify(metrics)).not.toContain(dataDir)
+    // the calibrated age range, fitted on the validation split and measured on the test split
+    expect(metrics.ageInterval?.method).toBe('split-conformal')
+    expect(metrics.ageInterval!.bands.reduce((n, b) => n + b.count, 0)).toBe(metrics.val!.count)
+    const interval = metrics.test!.ageInterval!
+    expect(interval.count).toBe(metrics.test!.count)
+    expect(interval.coverage).toBeGreaterThan(0.5)
+    expect(interval.meanWidth).toBeGreaterThan(0)
   })
 
   it('exports a model that reloads and predicts what the run measured', async () => {
@@ -60,6 +73,8 @@ describe('train', () => {
     const { model, meta } = await loadModel(store, 'model/')
     expect(meta.inputSize).toBe(SETTINGS.imageSize)
     expect(meta.summary?.testAgeMae).toBeCloseTo(metricsJson.test.ageMae, 6)
+    expect(meta.ageInterval).toEqual(metricsJson.ageInterval)
+    expect(meta.summary?.testAgeRangeCoverage).toBe(metricsJson.test.ageInterval.coverage)
     const [face] = await makeImages({ count: 1, size: 48, seed: 99 })
     const [p] = await new Predictor(model, meta).predictImages([face!.bytes])
     expect(p!.age).toBeGreaterThan(0)
@@ -68,6 +83,8 @@ describe('train', () => {
     const report = Buffer.from((await store.get('report.html'))!).toString()
     expect(report).toContain('<svg')
     expect(report).toContain(metricsJson.test.ageMae.toFixed(2))
+    expect(report).toContain('Age range')
+    expect(report).toContain(metricsJson.machine.cpuModel)
     model.dispose()
   })
 
