@@ -93,6 +93,7 @@ describe('trigger Lambda', () => {
             { name: 'STORE_BUCKET', value: BUCKET },
             { name: 'DATASET_KEY', value: key },
             { name: 'DATASET_VERSION', value: etag },
+            { name: 'DATASET_ETAG', value: etag },
             { name: 'RUN_ID', value: runId },
           ],
         },
