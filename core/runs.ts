@@ -53,6 +53,10 @@ export const RunStatus = z.object({
   epoch: z.number().int().optional(),
   epochs: z.number().int().optional(),
   attempt: z.number().int().optional(),
+  /** Exit code of the last attempt's container, when Batch reported the job failed. */
+  exitCode: z.number().int().optional(),
+  /** Attempts Batch made, when it reported the job failed. */
+  attempts: z.number().int().optional(),
   /** Headline test metrics, on success. */
   summary: z.record(z.string(), z.number()).optional(),
   promoted: z.boolean().optional(),
@@ -66,6 +70,11 @@ export const Promotion = z.object({
   /** Store prefix holding model.json, its weights and meta.json. */
   modelPrefix: z.string(),
   promotedAt: z.string(),
+  /**
+   * When the promoted run was created (its upload was noticed): promotion never replaces a pointer to a run
+   * created later, so a slow older run finishing last does not win.
+   */
+  runCreatedAt: z.string().optional(),
   summary: z.record(z.string(), z.number()).optional(),
 })
 export type Promotion = z.infer<typeof Promotion>

@@ -72,7 +72,7 @@ export interface TrainOptions {
   readonly config: TrainConfig
   /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
   readonly output: ObjectStore
-  readonly backend: { name: string; description: string }
+  readonly backend: { name: string; description: string; device?: string }
   /** Continue from `checkpoint/` in the output store if one is there. */
   readonly resume?: boolean
   readonly runId?: string
@@ -103,7 +103,7 @@ export interface TrainMetrics {
   readonly baselines: ReturnType<typeof baselines> | null
   readonly history: EpochRecord[]
   readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
-  readonly backend: { name: string; description: string }
+  readonly backend: { name: string; description: string; device?: string }
   readonly dataset: DatasetInfo & { decodeFailures: number }
   readonly config: TrainConfig
   readonly timings: Record<string, number>
