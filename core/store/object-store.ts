@@ -100,6 +100,12 @@ export async function putJson(
 export interface UpdateJsonOptions {
   /** Attempts before giving up when other writers keep changing the object. @default 10 */
   readonly attempts?: number
+  /**
+   * Try `change(undefined)` with `If-None-Match: *` before reading anything, and read only when the object
+   * exists. For callers without `s3:ListBucket`, to whom S3 answers a read of a missing key with 403, not 404.
+   * @default false
+   */
+  readonly createFirst?: boolean
 }
 
 /**
@@ -118,6 +124,16 @@ export async function updateJson<T>(
   options: UpdateJsonOptions = {},
 ): Promise<T | undefined> {
   const attempts = options.attempts ?? 10
+  if (options.createFirst) {
+    const created = await change(undefined)
+    if (created === undefined) return undefined
+    try {
+      await store.put(key, JSON.stringify(created, null, 2) + '\n', { contentType: 'application/json', ifNoneMatch: '*' })
+      return created
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err
+    }
+  }
   for (let attempt = 1; ; attempt++) {
     const entry = await store.getEntry(key)
     const current = entry === undefined ? undefined : (JSON.parse(Buffer.from(entry.body).toString('utf8')) as T)

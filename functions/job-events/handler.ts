@@ -100,7 +100,7 @@ async function handle(detail: BatchJobStateChange['detail'], deps: JobEventDeps)
       ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
       updatedAt: now,
     }
-  })
+  }, { createFirst: true }) // the role has no s3:ListBucket: never read a status.json that may not exist
   return outcome
 }
 

@@ -106,6 +106,19 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
     expect(await getJson(store, 'counter.json')).toEqual({ n: 6 })
   })
 
+  it('updateJson with createFirst creates without reading, and updates an existing object', async () => {
+    const store = await makeStore()
+    const seen: unknown[] = []
+    const change = (c: { n: number } | undefined) => {
+      seen.push(c)
+      return { n: (c?.n ?? 0) + 1 }
+    }
+    await updateJson(store, 'cf.json', change, { createFirst: true })
+    await updateJson(store, 'cf.json', change, { createFirst: true })
+    expect(await getJson(store, 'cf.json')).toEqual({ n: 2 })
+    expect(seen).toEqual([undefined, undefined, { n: 1 }])
+  })
+
   it('updateJson writes nothing when the change declines', async () => {
     const store = await makeStore()
     await updateJson(store, 'x.json', () => ({ v: 1 }))
