@@ -35,8 +35,9 @@ export const runKeys = (runId: string) => {
 
 export const modelPrefix = (runId: string) => `models/${runId}/`
 
+/** A key under `datasets/` ending in an archive suffix, in any letter case (`.ZIP`, `.Tar.Gz` too). */
 export const isDatasetKey = (key: string) =>
-  key.startsWith(DATASET_PREFIX) && DATASET_SUFFIXES.some((s) => key.endsWith(s))
+  key.startsWith(DATASET_PREFIX) && DATASET_SUFFIXES.some((s) => key.toLowerCase().endsWith(s))
 
 export const RunState = z.enum(['queued', 'running', 'succeeded', 'failed'])
 export type RunState = z.infer<typeof RunState>
@@ -86,7 +87,7 @@ export type Promotion = z.infer<typeof Promotion>
 export function runIdFor(key: string, version: string): string {
   const base = key
     .slice(DATASET_PREFIX.length)
-    .replace(/\.(zip|tar|tar\.gz|tgz)$/, '')
+    .replace(/\.(zip|tar|tar\.gz|tgz)$/i, '')
     .replace(/[^A-Za-z0-9-]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, 40)
