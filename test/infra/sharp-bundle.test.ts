@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { App, Stack } from 'aws-cdk-lib'
+import { App, Stack, type CfnResource } from 'aws-cdk-lib'
 import { Template } from 'aws-cdk-lib/assertions'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DatasetBucket } from '../../infra/dataset-bucket.js'
@@ -64,7 +64,8 @@ describe('sharp for the predict bundle', () => {
     const app = new App({ context: { ...flags, 'aws:cdk:bundling-stacks': [] } })
     const stack = new Stack(app, 'Clone')
     const api = new PredictApi(stack, 'Predict', { bucket: new DatasetBucket(stack, 'Data'), packagesRoot: clone })
-    expect(Template.fromStack(stack).findResources('AWS::Lambda::Function')).toHaveProperty([stack.resolve((api.fn.node.defaultChild as { logicalId: string }).logicalId)])
+    const id = stack.resolve((api.fn.node.defaultChild as CfnResource).logicalId) as string
+    expect(Template.fromStack(stack).findResources('AWS::Lambda::Function')).toHaveProperty([id])
   })
 
   // Bundling in the clone runs the npm install against the registry: opt in where the network is there.
