@@ -5,6 +5,7 @@
  * @module
  */
 import { CfnResource, RemovalPolicy, Stack } from 'aws-cdk-lib'
+import { CfnFunction } from 'aws-cdk-lib/aws-lambda'
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs'
 import type { IConstruct } from 'constructs'
 
@@ -33,9 +34,9 @@ function isFunctionResource(node: IConstruct): node is CfnResource {
   return CfnResource.isCfnResource(node) && node.cfnResourceType === 'AWS::Lambda::Function'
 }
 
+/** An L1 `CfnFunction` may name its log group; the CDK's raw `AWS::Lambda::Function` helpers never do. */
 function hasLogGroup(stack: Stack, fn: CfnResource): boolean {
-  const rendered = stack.resolve((fn as unknown as { _toCloudFormation(): Record<string, unknown> })._toCloudFormation()) as {
-    Resources: Record<string, { Properties?: { LoggingConfig?: { LogGroup?: unknown } } }>
-  }
-  return Object.values(rendered.Resources).some((r) => r.Properties?.LoggingConfig?.LogGroup !== undefined)
+  if (!(fn instanceof CfnFunction)) return false
+  const config = stack.resolve(fn.loggingConfig) as { logGroup?: unknown } | undefined
+  return config?.logGroup !== undefined
 }
