@@ -35,8 +35,9 @@ export const runKeys = (runId: string) => {
 
 export const modelPrefix = (runId: string) => `models/${runId}/`
 
+/** A key under `datasets/` ending in an archive suffix, in any letter case (`.ZIP`, `.Tar.Gz` too). */
 export const isDatasetKey = (key: string) =>
-  key.startsWith(DATASET_PREFIX) && DATASET_SUFFIXES.some((s) => key.endsWith(s))
+  key.startsWith(DATASET_PREFIX) && DATASET_SUFFIXES.some((s) => key.toLowerCase().endsWith(s))
 
 export const RunState = z.enum(['queued', 'running', 'succeeded', 'failed'])
 export type RunState = z.infer<typeof RunState>
@@ -53,6 +54,10 @@ export const RunStatus = z.object({
   epoch: z.number().int().optional(),
   epochs: z.number().int().optional(),
   attempt: z.number().int().optional(),
+  /** Exit code of the last attempt's container, when Batch reported the job failed. */
+  exitCode: z.number().int().optional(),
+  /** Attempts Batch made, when it reported the job failed. */
+  attempts: z.number().int().optional(),
   /** Headline test metrics, on success. */
   summary: z.record(z.string(), z.number()).optional(),
   promoted: z.boolean().optional(),
@@ -66,6 +71,11 @@ export const Promotion = z.object({
   /** Store prefix holding model.json, its weights and meta.json. */
   modelPrefix: z.string(),
   promotedAt: z.string(),
+  /**
+   * When the promoted run was created (its upload was noticed): promotion never replaces a pointer to a run
+   * created later, so a slow older run finishing last does not win.
+   */
+  runCreatedAt: z.string().optional(),
   summary: z.record(z.string(), z.number()).optional(),
 })
 export type Promotion = z.infer<typeof Promotion>
@@ -77,7 +87,7 @@ export type Promotion = z.infer<typeof Promotion>
 export function runIdFor(key: string, version: string): string {
   const base = key
     .slice(DATASET_PREFIX.length)
-    .replace(/\.(zip|tar|tar\.gz|tgz)$/, '')
+    .replace(/\.(zip|tar|tar\.gz|tgz)$/i, '')
     .replace(/[^A-Za-z0-9-]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, 40)

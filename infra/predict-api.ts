@@ -2,18 +2,15 @@
  * PredictApi: the Hono predict function behind an HTTPS Lambda Function URL, reading promoted models.
  * @module
  */
-import { dirname } from 'node:path'
-import { Duration } from 'aws-cdk-lib'
+import { Annotations, Duration } from 'aws-cdk-lib'
 import { FunctionUrlAuthType, HttpMethod, type FunctionUrl } from 'aws-cdk-lib/aws-lambda'
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import type { DatasetBucket } from './dataset-bucket.js'
 import { NodeFunction } from './node-function.js'
-import { packageClosure } from './package-closure.js'
 import { repoPath, repoRoot } from './paths.js'
+import { sharpBundleCommands, sharpSource } from './sharp-bundle.js'
 
-/** Native packages copied beside the bundle (sharp stays external); their pure-JS deps are added. */
-const SHARP_PACKAGES = ['sharp', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']
 /** Where the TF.js wasm binaries land in the bundle; Lambda unpacks the bundle into /var/task. */
 const WASM_DIR = 'wasm'
 
@@ -47,6 +44,11 @@ export interface PredictApiProps {
   readonly reservedConcurrentExecutions?: number
   /** @default - NodeFunction's default */
   readonly logRetention?: RetentionDays
+  /**
+   * The folder whose `node_modules` holds sharp (tests point it at a copy without the linux-x64 packages).
+   * @default - the repository root
+   */
+  readonly packagesRoot?: string
 }
 
 /**
@@ -58,7 +60,9 @@ export interface PredictApiProps {
  * An HTTP API would add throttling, custom domains and JWT authorizers; put one (or CloudFront) in front
  * when those are needed.
  *
- * The bundle carries sharp's native packages under `node_modules/` and the TF.js wasm binaries under
+ * The bundle carries sharp for linux-x64 under `node_modules/` (copied where the host is linux-x64, else
+ * installed with `npm install --os=linux --cpu=x64 --libc=glibc` while bundling, see `sharp-bundle.ts`)
+ * and the TF.js wasm binaries under
  * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
@@ -70,7 +74,10 @@ export class PredictApi extends Construct {
   constructor(scope: Construct, id: string, props: PredictApiProps) {
     super(scope, id)
     const authType = props.authType ?? FunctionUrlAuthType.NONE
-    const copies = packageClosure(repoRoot, SHARP_PACKAGES)
+    const sharp = sharpSource(props.packagesRoot ?? repoRoot)
+    if (sharp.kind === 'npm') {
+      Annotations.of(this).addInfo(`predict bundle: sharp's linux-x64 binaries come from npm while bundling (${sharp.why})`)
+    }
 
     this.fn = new NodeFunction(this, 'Function', {
       entry: repoPath('functions/predict/lambda.ts'),
@@ -93,10 +100,7 @@ export class PredictApi extends Construct {
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) => [
             `mkdir -p "${outputDir}/${WASM_DIR}"`,
-            ...copies.flatMap((dir) => [
-              `mkdir -p "${outputDir}/${dirname(dir)}"`,
-              `cp -R "${inputDir}/${dir}" "${outputDir}/${dir}"`,
-            ]),
+            ...sharpBundleCommands(sharp, inputDir, outputDir),
             `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
           ],
         },

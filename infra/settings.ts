@@ -28,6 +28,14 @@ export const PipelineSettings = z.object({
   batchImageType: z.enum(['ECS_AL2023_NVIDIA', 'ECS_AL2_NVIDIA']).default('ECS_AL2023_NVIDIA'),
   /** Longest a training attempt may run before Batch stops it. */
   jobTimeoutHours: int(1, 14 * 24).default(8),
+  /** A job waiting RUNNABLE longer (no capacity, no GPU quota) is cancelled and its run marked failed (1–24). */
+  runnableTimeoutHours: int(1, 24).default(6),
+  /** The trainer also checkpoints within an epoch this often, for Spot (`CHECKPOINT_MINUTES`). */
+  checkpointMinutes: int(1, 120).default(10),
+  /** Root volume of the GPU instances, GiB (the trainer image is ~6 GB). */
+  rootVolumeGiB: int(30, 2000).default(100),
+  /** Base image of trainer/Dockerfile, best a digest-pinned ECR copy (`repo@sha256:…`). Unset: the Dockerfile's tag. */
+  trainerBaseImage: z.string().regex(/^[a-z0-9./:_-]+(@sha256:[0-9a-f]{64})?$/, 'expected an image reference').optional(),
   trainEpochs: int(1, 1000).default(30),
   trainImageSize: int(32, 512)
     .refine((v) => v % 32 === 0, 'trainImageSize must be a multiple of 32')
@@ -42,6 +50,13 @@ export const PipelineSettings = z.object({
   predictMemoryMb: int(2048, 3008).default(2048),
   /** Upper bound on concurrent predict invocations (cost guard for a public URL). Unset: account pool. */
   predictReservedConcurrency: int(1, 1000).optional(),
+  /** Alarm when predict is invoked more often than this in an hour (cost guard). */
+  predictInvocationsAlarmPerHour: int(1, 100_000_000).default(10_000),
+  /** E-mail address subscribed to the alarm topic. Unset: alarms exist but notify no one. */
+  alarmEmail: z.email('alarmEmail must be an e-mail address').optional(),
+  /** Deploy to this account / region. Unset: an environment-agnostic template (the CLI's profile decides). */
+  account: z.string().regex(/^\d{12}$/, 'account must be 12 digits').optional(),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'region must look like eu-west-1').optional(),
   /** How often a warm predict container re-reads `models/latest.json`. */
   modelRefreshSeconds: int(0, 86_400).default(300),
   /** Deploy the Batch trainer and its trigger; `false` for LocalStack's free edition (no Batch). */

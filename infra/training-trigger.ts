@@ -3,11 +3,13 @@
  * @module
  */
 import { Duration, Stack, Validations } from 'aws-cdk-lib'
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations'
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs'
 import { EventType } from 'aws-cdk-lib/aws-s3'
 import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications'
+import type { IQueue } from 'aws-cdk-lib/aws-sqs'
 import { Construct } from 'constructs'
-import { DATASET_PREFIX, DATASET_SUFFIXES } from '../core/runs.js'
+import { DATASET_PREFIX } from '../core/runs.js'
 import type { DatasetBucket } from './dataset-bucket.js'
 import { NodeFunction } from './node-function.js'
 import { repoPath } from './paths.js'
@@ -16,18 +18,22 @@ import type { TrainerBatch } from './trainer-batch.js'
 export interface TrainingTriggerProps {
   readonly bucket: DatasetBucket
   readonly trainer: TrainerBatch
+  /** Where an upload event goes when the function failed on it after Lambda's asynchronous retries. */
+  readonly deadLetterQueue: IQueue
   /** @default - NodeFunction's default */
   readonly logRetention?: RetentionDays
 }
 
 /**
- * `functions/trigger/lambda.ts`, invoked for every object created under `datasets/` whose key ends in an
- * archive suffix (one S3 notification per suffix: a filter holds one prefix and one suffix).
+ * `functions/trigger/lambda.ts`, invoked for every object created under `datasets/`. The archive suffix is
+ * checked by the function, in any letter case (`.ZIP`, `.TAR.GZ`): S3 notification filters are
+ * case-sensitive, and a notification per spelling cannot cover them all.
  *
- * It gets `STORE_BUCKET`, `JOB_QUEUE_ARN`, `JOB_DEFINITION_ARN`, and may: read `datasets/*` (object
- * metadata and version), read and write `runs/*` (the run's `status.json`, which also makes a repeated
- * event a no-op), list the bucket (so a missing status.json is a 404, not a 403), and submit this job
- * definition to this queue.
+ * It gets `STORE_BUCKET`, `JOB_QUEUE_ARN`, `JOB_DEFINITION_ARN`, and may: read and write `runs/*` (the
+ * run's `status.json`, claimed with `If-None-Match` so a repeated event is a no-op) and submit this job
+ * definition to this queue. Nothing else: the event carries what it needs to know of the dataset, and the
+ * claim needs no `s3:ListBucket`. An event that still fails after Lambda's two retries goes to the
+ * dead-letter queue.
  */
 export class TrainingTrigger extends Construct {
   readonly fn: NodeFunction
@@ -41,6 +47,9 @@ export class TrainingTrigger extends Construct {
       memorySize: 256,
       timeout: Duration.seconds(30),
       ...(props.logRetention === undefined ? {} : { logRetention: props.logRetention }),
+      onFailure: new SqsDestination(props.deadLetterQueue),
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
       environment: {
         STORE_BUCKET: bucket.bucketName,
         JOB_QUEUE_ARN: trainer.jobQueue.jobQueueArn,
@@ -48,16 +57,12 @@ export class TrainingTrigger extends Construct {
       },
     })
     trainer.grantSubmitJob(this.fn)
-    bucket.grantRead(this.fn, DATASET_PREFIX)
     bucket.grantRead(this.fn, 'runs/')
     bucket.grantPut(this.fn, 'runs/')
-    bucket.grantList(this.fn)
 
-    const destination = new LambdaDestination(this.fn)
-    for (const suffix of DATASET_SUFFIXES) {
-      const filter = { prefix: DATASET_PREFIX, suffix }
-      bucket.bucket.addEventNotification(EventType.OBJECT_CREATED, destination, filter)
-    }
+    bucket.bucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.fn), {
+      prefix: DATASET_PREFIX,
+    })
     // the notifications are written by a CDK singleton custom resource at stack level
     for (const child of Stack.of(this).node.children) {
       if (!child.node.id.startsWith('BucketNotificationsHandler')) continue

@@ -14,6 +14,9 @@
  * lacks, so every truncated V2 listing (over 1000 keys, or MaxKeys) failed with InternalError. V2 listings are
  * served through s3rver's V1 (marker) code path with tokens of our own.
  *
+ * Conditional requests, which s3rver ignores, are added by {@link conditionalRequests}: PUT with `If-None-Match: *`
+ * or `If-Match`, and GET/HEAD with `If-Match`, answer 412 PreconditionFailed as S3 does.
+ *
  * s3rver only accepts the credentials `S3RVER` / `S3RVER`; `env` holds them with the endpoint.
  * @module
  */
@@ -39,6 +42,7 @@ interface S3rverObject {
 }
 
 interface S3rverStore {
+  existsObject(bucket: string, key: string): Promise<boolean>
   getMetadata(bucket: string, key: string): Promise<{ etag: string }>
   getResourcePath(bucket: string, key: string, resource: 'object'): string
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>
@@ -140,6 +144,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   // s3rver's filesystem store: used to read the ETag that Copy events lack.
   const store = (server as unknown as { store: S3rverStore }).store
   makeWritesAtomic(store)
+  server.middleware.splice(server.middleware.length - 1, 0, conditionalRequests(store))
 
   const deliver = (record: S3EventRecord) => {
     try {
@@ -275,3 +280,72 @@ function sequencerClock(): () => string {
     return last.toString(16).toUpperCase().padStart(16, '0')
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Conditional requests (S3's If-None-Match / If-Match on PUT, If-Match on GET), which s3rver lacks.
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * A middleware that evaluates S3 preconditions before s3rver handles the request:
+ * - PUT object with `If-None-Match: *`: 412 if the key exists;
+ * - PUT object with `If-Match: <etag>`: 412 if the key is missing or its ETag differs;
+ * - GET/HEAD object with `If-Match: <etag>`: 412 if its ETag differs (a missing key stays a 404).
+ *
+ * Conditional PUTs of one key are serialized (check and write under one in-process lock), so of two racing
+ * `If-None-Match: *` writes exactly one succeeds, as on S3. Multipart parts and copies pass through unchecked.
+ */
+export function conditionalRequests(store: Pick<S3rverStore, 'existsObject' | 'getMetadata'>) {
+  const locks = new Map<string, Promise<void>>()
+  const withLock = async (name: string, fn: () => Promise<void>) => {
+    const before = locks.get(name) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((r) => (release = r))
+    const chained = before.then(() => mine)
+    locks.set(name, chained)
+    await before
+    try {
+      await fn()
+    } finally {
+      release()
+      if (locks.get(name) === chained) locks.delete(name)
+    }
+  }
+  const etagOf = async (bucket: string, key: string): Promise<string | undefined> => {
+    if (!(await store.existsObject(bucket, key))) return undefined
+    const meta = await store.getMetadata(bucket, key)
+    return (JSON.parse(meta.etag) as string).replace(/"/g, '')
+  }
+  return async function conditional(ctx: S3rver.Context, next: () => Promise<void>): Promise<void> {
+    const match = /^\/([^/]+)\/(.+)$/.exec(ctx.path)
+    const ifMatch = headerOf(ctx, 'if-match')
+    const ifNoneMatch = headerOf(ctx, 'if-none-match')
+    const isPut = ctx.method === 'PUT' && ctx.query['uploadId'] === undefined && headerOf(ctx, 'x-amz-copy-source') === undefined
+    const isRead = ctx.method === 'GET' || ctx.method === 'HEAD'
+    const checked = (isPut && (ifMatch !== undefined || ifNoneMatch !== undefined)) || (isRead && ifMatch !== undefined)
+    if (!match || !checked) return next()
+    const bucket = decodeURIComponent(match[1]!)
+    const key = decodeURIComponent(match[2]!)
+    const evaluate = async () => {
+      const etag = await etagOf(bucket, key)
+      const holds = isPut
+        ? (ifNoneMatch !== '*' || etag === undefined) && (ifMatch === undefined || etag === unquote(ifMatch))
+        : etag === undefined || etag === unquote(ifMatch!)
+      if (holds) return next()
+      ctx.status = 412
+      ctx.type = 'application/xml'
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>' +
+        '<Message>At least one of the pre-conditions you specified did not hold</Message>' +
+        `<Condition>${ifNoneMatch !== undefined && isPut ? 'If-None-Match' : 'If-Match'}</Condition></Error>`
+    }
+    if (isPut) await withLock(`${bucket}/${key}`, evaluate)
+    else await evaluate()
+  }
+}
+
+function headerOf(ctx: S3rver.Context, name: string): string | undefined {
+  const value = ctx.get(name)
+  return value === '' ? undefined : value
+}
+
+const unquote = (etag: string) => etag.replace(/"/g, '')

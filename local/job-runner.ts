@@ -10,7 +10,7 @@
  *   (what CloudWatch Logs is for a Batch job).
  * - A job that dies without recording an outcome (crash, OOM, bad environment) gets status `failed` with
  *   the exit code and its last output line, so no run stays `running`.
- * - `stop()` sends SIGTERM (the job fails its run with "stopped by SIGTERM" at its next epoch boundary), kills
+ * - `stop()` sends SIGTERM (the job checkpoints after its current step, notes "stopped by SIGTERM" and exits), kills
  *   it after a grace period, and then marks the run `queued` again: it was interrupted, not wrong, and the
  *   next start resumes it from its checkpoint. Runs still waiting in the queue simply stay `queued`.
  * @module

@@ -1,18 +1,23 @@
 /**
- * One training run against the store: status `running` → load the dataset from the store → train (resuming
- * from the run's checkpoint, so a retried or restarted attempt continues) → metrics, model, report →
+ * One training run against the store: status `running` → load the dataset version that was uploaded → train
+ * (resuming from the run's checkpoint, so a retried or restarted attempt continues) → metrics, model, report →
  * promotion through the quality gate → status `succeeded`, or `failed` with the reason.
+ *
+ * `runJobProcess` is the whole process around it (`trainer/job.ts`): environment, engine and device checks
+ * whose failures are written to status.json too, and the exit code Batch's retry strategy acts on.
  * @module
  */
 import { z } from 'zod'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
-import { getJson, putJson, type ObjectStore } from '../core/store/object-store.js'
+import { PreconditionFailedError, getJson, updateJson, type GetOptions, type ObjectStore } from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
 import { parseTrainConfig } from './config.js'
+import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
+import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
-import { train, type TrainMetrics } from './train.js'
+import { train, TrainingStopped, type TrainMetrics } from './train.js'
 
 const JobEnv = z
   .object({
@@ -20,6 +25,8 @@ const JobEnv = z
     STORE_BUCKET: z.string().optional(),
     DATASET_KEY: z.string().min(1),
     DATASET_VERSION: z.string().optional(),
+    DATASET_VERSION_ID: z.string().optional(),
+    DATASET_ETAG: z.string().optional(),
     RUN_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'RUN_ID may hold letters, digits, . _ -'),
     TRAIN_EPOCHS: z.string().optional(),
     TRAIN_IMAGE_SIZE: z.string().optional(),
@@ -33,6 +40,8 @@ const JobEnv = z
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
     AGEGENDER_BACKEND: z.string().default('auto'),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
+    /** Also checkpoint within an epoch every this many minutes (Spot reclaims give 2 minutes' notice). */
+    CHECKPOINT_MINUTES: z.coerce.number().positive().default(10),
   })
   .refine((e) => e.STORE_URI || e.STORE_BUCKET, 'set STORE_BUCKET (or STORE_URI)')
 
@@ -40,6 +49,11 @@ export interface JobEnv {
   readonly storeUri: string
   readonly datasetKey: string
   readonly datasetVersion?: string
+  /** S3 version id of the uploaded dataset: the job reads exactly that version. */
+  readonly datasetVersionId?: string
+  /** ETag of the uploaded dataset (unversioned stores): the read fails if the object was replaced since. */
+  readonly datasetEtag?: string
+  readonly checkpointMinutes: number
   readonly runId: string
   readonly maxAgeMae: number
   readonly backend: string
@@ -71,6 +85,9 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
     storeUri: e.STORE_URI ?? `s3://${e.STORE_BUCKET}`,
     datasetKey: e.DATASET_KEY,
     ...(e.DATASET_VERSION ? { datasetVersion: e.DATASET_VERSION } : {}),
+    ...(e.DATASET_VERSION_ID && e.DATASET_VERSION_ID !== 'null' ? { datasetVersionId: e.DATASET_VERSION_ID } : {}),
+    ...(e.DATASET_ETAG ? { datasetEtag: e.DATASET_ETAG } : {}),
+    checkpointMinutes: e.CHECKPOINT_MINUTES,
     runId: e.RUN_ID,
     maxAgeMae: e.QUALITY_GATE_MAX_AGE_MAE,
     backend: e.AGEGENDER_BACKEND,
@@ -82,14 +99,21 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
 export interface RunJobOptions {
   readonly env: JobEnv
   readonly store: ObjectStore
-  readonly backend: { name: string; description: string }
+  readonly backend: { name: string; description: string; device?: string }
   readonly packageVersion?: string
+  /** Aborted by SIGTERM/SIGINT: the trainer checkpoints after the current step and the run is `interrupted`. */
   readonly signal?: AbortSignal
   readonly log?: (line: string) => void
 }
 
-/** @returns true when the run succeeded (promoted or not). Never throws for run failures: they land in status.json. */
-export async function runJob(options: RunJobOptions): Promise<boolean> {
+/** `interrupted`: stopped by the signal with a checkpoint saved; a retry resumes. */
+export type JobOutcome = 'succeeded' | 'failed' | 'interrupted'
+
+export const exitCodeFor = (outcome: JobOutcome): number =>
+  outcome === 'succeeded' ? JOB_EXIT.SUCCEEDED : outcome === 'interrupted' ? JOB_EXIT.INTERRUPTED : JOB_EXIT.FAILED
+
+/** Never throws for run failures: they land in status.json. */
+export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const { env, store } = options
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
   const keys = runKeys(env.runId)
@@ -98,7 +122,11 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
   let status: RunStatus = {
     runId: env.runId,
     state: 'running',
-    dataset: { key: env.datasetKey, ...(env.datasetVersion ? { versionId: env.datasetVersion } : {}) },
+    dataset: {
+      key: env.datasetKey,
+      ...(env.datasetVersionId ? { versionId: env.datasetVersionId } : {}),
+      ...(env.datasetEtag ? { etag: env.datasetEtag } : {}),
+    },
     ...(previous?.jobId ? { jobId: previous.jobId } : {}),
     attempt: env.attempt,
     createdAt,
@@ -106,13 +134,16 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
   }
   const setStatus = async (patch: Partial<RunStatus>) => {
     status = { ...status, ...patch, updatedAt: new Date().toISOString() }
-    await putJson(store, keys.status, status)
+    // a trigger recording the job id at the same moment must not lose it, nor we our state
+    await updateJson<RunStatus>(store, keys.status, (current) => ({
+      ...status,
+      ...(status.jobId === undefined && current?.jobId ? { jobId: current.jobId } : {}),
+    }))
   }
   try {
     await setStatus({ reason: 'loading dataset' })
     const config = parseTrainConfig(env.settings)
-    const stream = await store.getStream(env.datasetKey)
-    if (!stream) throw new Error(`dataset ${env.datasetKey} not found in ${store.location}`)
+    const stream = await openDataset(store, env)
     const { items, dataset } = await loadDatasetForTraining({ stream, name: env.datasetKey })
     options.signal?.throwIfAborted()
     await setStatus({ reason: `training on ${items.length} images`, epoch: 0, epochs: config.epochs })
@@ -128,22 +159,63 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
       tty: false,
       log,
       ...(options.packageVersion ? { packageVersion: options.packageVersion } : {}),
+      shouldStop: () => options.signal?.aborted === true,
+      checkpointEveryMinutes: env.checkpointMinutes,
       onEvent: async (e) => {
-        options.signal?.throwIfAborted()
         if (e.type === 'epoch') await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done` })
       },
     })
     const gate = qualityGate(metrics, env.maxAgeMae)
     const summary = testSummary(metrics.test)
-    if (gate.pass) await promote(store, env.runId, summary)
-    log(gate.pass ? `promoted ${env.runId}` : `not promoted: ${gate.reason}`)
-    await setStatus({ state: 'succeeded', promoted: gate.pass, reason: gate.reason, ...(summary ? { summary } : {}) })
-    return true
+    let promoted = false
+    let reason = gate.reason
+    if (gate.pass) {
+      const result = await promote(store, env.runId, summary, createdAt)
+      promoted = result.promoted
+      if (!result.promoted) reason = `${gate.reason}; not promoted: ${result.reason}`
+    }
+    log(promoted ? `promoted ${env.runId}` : `not promoted: ${reason}`)
+    await setStatus({ state: 'succeeded', promoted, reason, ...(summary ? { summary } : {}) })
+    return 'succeeded'
   } catch (err) {
+    if (err instanceof TrainingStopped || (options.signal?.aborted && !(err instanceof Error && err.name === 'TrainingError'))) {
+      const why = options.signal?.reason instanceof Error ? options.signal.reason.message : 'stopped'
+      const where = err instanceof TrainingStopped ? err.message : 'stopped before training'
+      log(`run interrupted: ${why}; ${where}`)
+      // still `running`: the retried attempt resumes; if there is none, Batch's FAILED event closes the run
+      await setStatus({ reason: `interrupted (${why}): ${where}; a retried attempt resumes from the checkpoint` }).catch(
+        (e2: unknown) => log(`could not write the status: ${String(e2)}`),
+      )
+      return 'interrupted'
+    }
     const reason = err instanceof Error ? err.message : String(err)
     log(`run failed: ${reason}`)
     await setStatus({ state: 'failed', reason }).catch((e2: unknown) => log(`could not write the failed status: ${String(e2)}`))
-    return false
+    return 'failed'
+  }
+}
+
+/** The dataset as uploaded: by version id where the bucket keeps versions, else guarded by the ETag. */
+async function openDataset(store: ObjectStore, env: JobEnv) {
+  const options: GetOptions = env.datasetVersionId
+    ? { versionId: env.datasetVersionId }
+    : env.datasetEtag
+      ? { ifMatch: env.datasetEtag }
+      : {}
+  const which = env.datasetVersionId ? ` version ${env.datasetVersionId}` : env.datasetEtag ? ` (ETag ${env.datasetEtag})` : ''
+  try {
+    const stream = await store.getStream(env.datasetKey, options)
+    if (!stream) throw new Error(`dataset ${env.datasetKey}${which} not found in ${store.location}`)
+    return stream
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) {
+      throw new Error(
+        `dataset ${env.datasetKey} was replaced after this run's upload (ETag ${env.datasetEtag} no longer matches); ` +
+          'the new upload starts its own run',
+        { cause: err },
+      )
+    }
+    throw err
   }
 }
 
@@ -155,14 +227,162 @@ export function qualityGate(metrics: TrainMetrics, maxAgeMae: number): { pass: b
     : { pass: false, reason: `quality gate: test age MAE ${mae.toFixed(2)} > ${maxAgeMae}` }
 }
 
-/** Copies the run's model (and metrics) under models/<runId>/, then points models/latest.json at it. */
-export async function promote(store: ObjectStore, runId: string, summary?: Record<string, number>): Promise<Promotion> {
+export type PromotionResult =
+  | { readonly promoted: true; readonly promotion: Promotion }
+  | { readonly promoted: false; readonly reason: string; readonly current: Promotion }
+
+/**
+ * Copies the run's model (and metrics) under models/<runId>/, then points models/latest.json at it, unless
+ * it already points at a run created later (`runCreatedAt`): the pointer is updated with `If-Match` on the
+ * version that was read (or `If-None-Match: *` for the first promotion), so a concurrent promotion is never
+ * overwritten unseen; on a conflict the comparison is made again against the new pointer.
+ * @param runCreatedAt when this run was created (its status's `createdAt`). @default now
+ */
+export async function promote(
+  store: ObjectStore,
+  runId: string,
+  summary?: Record<string, number>,
+  runCreatedAt: string = new Date().toISOString(),
+): Promise<PromotionResult> {
   const keys = runKeys(runId)
   const target = modelPrefix(runId)
   await copyPrefix(store, keys.model, target)
   const metrics = await store.get(keys.metrics)
   if (metrics) await store.put(`${target}metrics.json`, metrics, { contentType: 'application/json' })
-  const promotion: Promotion = { runId, modelPrefix: target, promotedAt: new Date().toISOString(), ...(summary ? { summary } : {}) }
-  await putJson(store, LATEST_MODEL_KEY, promotion)
-  return promotion
+  const promotion: Promotion = {
+    runId,
+    modelPrefix: target,
+    promotedAt: new Date().toISOString(),
+    runCreatedAt,
+    ...(summary ? { summary } : {}),
+  }
+  let newer: Promotion | undefined
+  const written = await updateJson<Promotion>(store, LATEST_MODEL_KEY, (current) => {
+    newer = current !== undefined && current.runId !== runId && isNewer(current, runCreatedAt) ? current : undefined
+    return newer ? undefined : promotion
+  })
+  if (written) return { promoted: true, promotion }
+  return {
+    promoted: false,
+    reason: `models/latest.json already points at ${newer!.runId}, a run created later (${newer!.runCreatedAt})`,
+    current: newer!,
+  }
 }
+
+/** Whether the promoted `current` comes from a run created after `runCreatedAt`. */
+function isNewer(current: Promotion, runCreatedAt: string): boolean {
+  const theirs = Date.parse(current.runCreatedAt ?? '')
+  return Number.isFinite(theirs) && theirs > Date.parse(runCreatedAt)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The process around runJob
+// ---------------------------------------------------------------------------------------------------------
+
+export interface JobProcessDeps {
+  /** Initializes TensorFlow.js with the requested backend (`core/engine`'s `initEngine`). */
+  readonly initEngine: (backend: string) => Promise<{ name: string; description: string }>
+  /** Opens the store a URI names (`core/store`'s `storeFromUri`). */
+  readonly openStore: (uri: string) => ObjectStore
+  /** Whether the initialized backend computes on a GPU (`usesGpu(tf.backend())`). */
+  readonly usesGpu: () => boolean | undefined
+  /** GPU models the driver lists (`nvidiaGpuNames`). */
+  readonly gpuNames: () => Promise<string[]>
+  readonly signal?: AbortSignal
+  readonly packageVersion?: string
+  readonly log?: (line: string) => void
+}
+
+/**
+ * The training job process: parse the environment, start the engine, check the device, run. Every failure,
+ * including those before the run starts (a bad environment, an engine that does not load, no GPU where one
+ * was asked for), is written to the run's status.json whenever the run and store can be named at all.
+ * @returns the exit code (see `exit-codes.ts`).
+ */
+export async function runJobProcess(processEnv: Record<string, string | undefined>, deps: JobProcessDeps): Promise<number> {
+  const log = deps.log ?? ((line: string) => process.stderr.write(line + '\n'))
+  let env: JobEnv
+  try {
+    env = parseJobEnv(processEnv)
+  } catch (err) {
+    await failEarly(processEnv, deps, errorMessage(err), log)
+    return JOB_EXIT.FAILED
+  }
+  let store: ObjectStore
+  try {
+    store = deps.openStore(env.storeUri)
+  } catch (err) {
+    log(`run failed: cannot open the store ${env.storeUri}: ${errorMessage(err)}`)
+    return JOB_EXIT.FAILED
+  }
+  let backend: { name: string; description: string; device: string }
+  try {
+    const engine = await deps.initEngine(env.backend)
+    log(`TensorFlow.js backend: ${engine.description}`)
+    const gpuNames = engine.name === 'tensorflow' ? await deps.gpuNames() : []
+    const device: DeviceReport = deviceReport(engine.name, deps.usesGpu(), gpuNames)
+    log(`device: ${device.description}`)
+    const problem = deviceProblem(env.backend, device, gpuNames)
+    if (problem) throw new Error(problem)
+    backend = { ...engine, device: device.description }
+  } catch (err) {
+    const reason = `could not start training: ${errorMessage(err)}`
+    log(`run failed: ${reason}`)
+    await writeFailed(store, env.runId, env.datasetKey, reason, env.attempt).catch((e2: unknown) =>
+      log(`could not write the failed status: ${errorMessage(e2)}`),
+    )
+    return JOB_EXIT.FAILED
+  }
+  const outcome = await runJob({
+    env,
+    store,
+    backend,
+    log,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.packageVersion ? { packageVersion: deps.packageVersion } : {}),
+  })
+  return exitCodeFor(outcome)
+}
+
+/** The environment did not parse: record why in status.json if it still names a run and a store. */
+async function failEarly(
+  processEnv: Record<string, string | undefined>,
+  deps: Pick<JobProcessDeps, 'openStore'>,
+  reason: string,
+  log: (line: string) => void,
+): Promise<void> {
+  log(`run failed: ${reason}`)
+  const runId = processEnv.RUN_ID
+  const uri = processEnv.STORE_URI || (processEnv.STORE_BUCKET ? `s3://${processEnv.STORE_BUCKET}` : undefined)
+  if (!runId || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(runId) || !uri) {
+    log('no RUN_ID and store to record the failure in; only this log has it')
+    return
+  }
+  const attempt = Number.parseInt(processEnv.AWS_BATCH_JOB_ATTEMPT ?? '', 10)
+  await writeFailed(deps.openStore(uri), runId, processEnv.DATASET_KEY ?? '', reason, Number.isFinite(attempt) ? attempt : undefined).catch(
+    (err: unknown) => log(`could not write the failed status: ${errorMessage(err)}`),
+  )
+}
+
+/** Marks the run failed, keeping what status.json already says (job id, creation time, dataset). */
+export async function writeFailed(
+  store: ObjectStore,
+  runId: string,
+  datasetKey: string,
+  reason: string,
+  attempt?: number,
+): Promise<void> {
+  const now = new Date().toISOString()
+  await updateJson<RunStatus>(store, runKeys(runId).status, (current) => ({
+    runId,
+    dataset: { key: datasetKey },
+    createdAt: now,
+    ...current,
+    ...(attempt === undefined ? {} : { attempt }),
+    state: 'failed',
+    reason,
+    updatedAt: now,
+  }))
+}
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err))

@@ -4,26 +4,37 @@
  * Environment contract (set by the job definition and the trigger's container overrides):
  * - `STORE_BUCKET`: the dataset bucket; with `AWS_ENDPOINT_URL` it may be LocalStack or the embedded server.
  *   `STORE_URI` (`s3://bucket`, or a folder path) may be given instead.
- * - `DATASET_KEY`, `DATASET_VERSION` (optional), `RUN_ID`.
+ * - `DATASET_KEY`, `DATASET_VERSION` (optional), `RUN_ID`; `DATASET_VERSION_ID` (the S3 version to read) or
+ *   `DATASET_ETAG` (the read fails if the object changed since the upload).
  * - `TRAIN_EPOCHS`, `TRAIN_IMAGE_SIZE`, `TRAIN_BATCH_SIZE`, `TRAIN_LEARNING_RATE`, `TRAIN_WIDTH`, `TRAIN_MAX_IMAGES`,
  *   `TRAIN_SEED`, `TRAIN_PRETRAINED` (path, s3:// or https://, cached in the bucket under `pretrained/`),
  *   `TRAIN_PRETRAINED_SHA256` (optional settings).
  * - `QUALITY_GATE_MAX_AGE_MAE` (default 12): a successful run is promoted only when its test age MAE is at most this.
- * - `AGEGENDER_BACKEND` (default auto), `AWS_BATCH_JOB_ATTEMPT` (set by Batch).
+ * - `CHECKPOINT_MINUTES` (default 10): checkpoint within an epoch this often, as well as after each epoch.
+ * - `AGEGENDER_BACKEND` (default auto; `tensorflow-gpu` fails the run unless TensorFlow reports a GPU),
+ *   `AWS_BATCH_JOB_ATTEMPT` (set by Batch).
+ *
+ * SIGTERM/SIGINT: the trainer saves a checkpoint after the current step and the process exits 75, which the
+ * job definition's retry strategy retries (ECS sends SIGKILL 30 s after SIGTERM). Exit codes: `exit-codes.ts`.
  * @module
  */
-import { initEngine } from '../core/engine/index.js'
+import * as tf from '@tensorflow/tfjs'
+import { initEngine, type BackendChoice } from '../core/engine/index.js'
 import { storeFromUri } from '../core/store/index.js'
-import { parseJobEnv, runJob } from './job-run.js'
+import { nvidiaGpuNames, usesGpu } from './device.js'
+import { runJobProcess } from './job-run.js'
 import { packageVersion } from './version.js'
 
-const env = parseJobEnv(process.env)
-const engine = await initEngine({ backend: env.backend as never })
-console.error(`TensorFlow.js backend: ${engine.description}`)
-const store = storeFromUri(env.storeUri)
 const controller = new AbortController()
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => controller.abort(new Error(`stopped by ${signal}`)))
 }
-const ok = await runJob({ env, store, backend: engine, packageVersion, signal: controller.signal })
-process.exit(ok ? 0 : 1)
+const code = await runJobProcess(process.env, {
+  initEngine: (backend) => initEngine({ backend: backend as BackendChoice }),
+  openStore: (uri) => storeFromUri(uri),
+  usesGpu: () => usesGpu(tf.backend()),
+  gpuNames: nvidiaGpuNames,
+  signal: controller.signal,
+  packageVersion,
+})
+process.exit(code)

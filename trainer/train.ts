@@ -21,7 +21,7 @@ import { createRng, shuffled } from '../core/random.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { calibrateRun } from './age-interval.js'
 import { augmentBatch } from './augment.js'
-import { copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
+import { bestPrefixOf, copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { decodeAll } from './decode.js'
@@ -67,7 +67,8 @@ export interface EpochRecord {
 
 export type TrainEvent =
   | { type: 'decoded'; images: number; failures: number }
-  | { type: 'resumed'; epochsDone: number }
+  | { type: 'resumed'; epochsDone: number; batchesDone: number }
+  | { type: 'checkpoint'; epochsDone: number; batchesDone: number; step: number }
   | { type: 'epoch'; epoch: number; epochs: number; record: EpochRecord }
   | { type: 'done'; metrics: TrainMetrics }
 
@@ -77,7 +78,7 @@ export interface TrainOptions {
   readonly config: TrainConfig
   /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
   readonly output: ObjectStore
-  readonly backend: { name: string; description: string }
+  readonly backend: { name: string; description: string; device?: string }
   /** Continue from `checkpoint/` in the output store if one is there. */
   readonly resume?: boolean
   readonly runId?: string
@@ -88,6 +89,15 @@ export interface TrainOptions {
   readonly packageVersion?: string
   /** Caches downloaded pretrained weights under `pretrained/` (the job passes its bucket). */
   readonly pretrainedCache?: ObjectStore
+  /**
+   * Asked after every training step; `true` saves a checkpoint at once and throws {@link TrainingStopped}
+   * (Batch's SIGTERM: ECS allows 30 s before SIGKILL).
+   */
+  readonly shouldStop?: () => boolean
+  /** Also checkpoint within an epoch once this many minutes passed since the last one (Spot). @default - per epoch only */
+  readonly checkpointEveryMinutes?: number
+  /** Milliseconds clock for `checkpointEveryMinutes`. @default performance.now */
+  readonly clock?: () => number
 }
 
 export interface TrainMetrics {
@@ -101,7 +111,7 @@ export interface TrainMetrics {
   readonly baselines: ReturnType<typeof baselines> | null
   readonly history: EpochRecord[]
   readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
-  readonly backend: { name: string; description: string }
+  readonly backend: { name: string; description: string; device?: string }
   readonly dataset: DatasetInfo & { decodeFailures: number }
   readonly config: TrainConfig
   readonly timings: Record<string, number>
@@ -115,6 +125,14 @@ export interface TrainMetrics {
 /** The run cannot proceed (no usable images, incompatible checkpoint...): its message is the failure reason. */
 export class TrainingError extends Error {
   override readonly name = 'TrainingError'
+}
+
+/** `shouldStop()` said stop; a checkpoint of the last finished step was saved, a resumed run continues there. */
+export class TrainingStopped extends Error {
+  override readonly name = 'TrainingStopped'
+  constructor(readonly epochsDone: number, readonly batchesDone: number, readonly step: number) {
+    super(`stopped after step ${step} (epoch ${epochsDone + 1}, batch ${batchesDone}); checkpoint saved`)
+  }
 }
 
 const median = (xs: number[]) => {
@@ -209,6 +227,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   let history: EpochRecord[] = []
   let best: { epoch: number; valAgeMae: number } | null = null
   let startEpoch = 0
+  let startBatch = 0
+  let startSums = { loss: 0, age: 0, gender: 0 }
+  let bestPrefix = bestPrefixOf(undefined)
   let step = 0
   if (options.resume) {
     const state = await readCheckpointState(output)
@@ -219,8 +240,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       await restoreCheckpoint(output, model, optimizer, state)
       ;({ history, best, step } = state)
       startEpoch = state.epochsDone
-      log(`resumed after epoch ${startEpoch}`)
-      await emit({ type: 'resumed', epochsDone: startEpoch })
+      startBatch = state.batchesDone ?? 0
+      startSums = state.epochSums ?? startSums
+      bestPrefix = bestPrefixOf(state)
+      log(`resumed after epoch ${startEpoch}${startBatch ? `, batch ${startBatch}` : ''}`)
+      await emit({ type: 'resumed', epochsDone: startEpoch, batchesDone: startBatch })
     }
   }
 
@@ -229,6 +253,17 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const totalSteps = batchesPerEpoch * config.epochs
   const frozenSteps = Math.round(totalSteps * config.frozenBackboneFraction)
   const valPredictor = new Predictor(model, { ...meta(), testTimeFlip: false })
+  const clock = options.clock ?? (() => performance.now())
+  const checkpointEveryMs = options.checkpointEveryMinutes ? options.checkpointEveryMinutes * 60_000 : undefined
+  let lastCheckpointAt = clock()
+  /** A checkpoint inside epoch `epoch` (0-based) after `batchesDone` batches. */
+  const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
+    await saveCheckpoint(output, model, optimizer, meta(), {
+      epochsDone: epoch, batchesDone, epochSums: sums, step, history, best, fingerprint, bestPrefix,
+    })
+    lastCheckpointAt = clock()
+    await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step })
+  }
   const tTrain = performance.now()
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
     const tEpoch = performance.now()
@@ -243,9 +278,10 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       ...(options.tty === undefined ? {} : { tty: options.tty }),
       write: log,
     })
-    let sum = { loss: 0, age: 0, gender: 0 }
+    const firstBatch = epoch === startEpoch ? Math.min(startBatch, batchesPerEpoch) : 0
+    let sum = epoch === startEpoch && firstBatch > 0 ? { ...startSums } : { loss: 0, age: 0, gender: 0 }
     let lr = config.learningRate
-    for (let b = 0; b < batchesPerEpoch; b++) {
+    for (let b = firstBatch; b < batchesPerEpoch; b++) {
       const batch = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => splits.train[i]!)
       lr = learningRateAt(config, step, totalSteps)
       if (layerwise) layerwise.backboneScale = step < frozenSteps ? 0 : config.backboneLearningRateScale
@@ -273,12 +309,20 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       bar.update(n, {
         loss: sum.loss / n,
         ageMae: sum.age / n,
-        'img/s': Math.round(((n * config.batchSize) / since(tEpoch)) * 10) / 10,
+        'img/s': Math.round((((n - firstBatch) * config.batchSize) / since(tEpoch)) * 10) / 10,
       })
+      if (options.shouldStop?.()) {
+        bar.stop()
+        await saveMidEpoch(epoch, n, sum)
+        throw new TrainingStopped(epoch, n, step)
+      }
+      if (checkpointEveryMs !== undefined && n < batchesPerEpoch && clock() - lastCheckpointAt >= checkpointEveryMs) {
+        await saveMidEpoch(epoch, n, sum)
+      }
     }
     bar.stop()
     const trainSeconds = since(tEpoch)
-    const imagesPerSecond = (batchesPerEpoch * config.batchSize) / trainSeconds
+    const imagesPerSecond = ((batchesPerEpoch - firstBatch) * config.batchSize) / trainSeconds
     const val = counts.val > 0 ? await evaluate(valPredictor, splits.val, config.evalBatchSize) : null
     const record: EpochRecord = {
       epoch: epoch + 1,
@@ -300,9 +344,10 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
     if (best === null || score < best.valAgeMae) {
       best = { epoch: record.epoch, valAgeMae: score }
-      await saveBest(output, model, meta())
+      bestPrefix = await saveBest(output, model, meta())
     }
-    await saveCheckpoint(output, model, optimizer, meta(), { epochsDone: epoch + 1, step, history, best, fingerprint })
+    await saveCheckpoint(output, model, optimizer, meta(), { epochsDone: epoch + 1, step, history, best, fingerprint, bestPrefix })
+    lastCheckpointAt = clock()
     await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
   }
   timings.trainSeconds = since(tTrain)
@@ -310,7 +355,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   // 4. best epoch → test metrics, export
   const bestEpoch = best?.epoch ?? config.epochs
   if (bestEpoch !== history.at(-1)?.epoch) {
-    await copyWeightsFrom(output, 'checkpoint/best/', model)
+    await copyWeightsFrom(output, bestPrefix, model)
     log(`restored the best epoch (${bestEpoch}) by validation age MAE`)
   }
   const tEval = performance.now()

@@ -5,18 +5,36 @@
  * sees half an object, the same guarantee S3 gives. Temporary files are named `.~store-*` and never listed;
  * keys with such a segment, `..`, `.`, empty segments, backslashes or absolute paths are rejected so that no
  * key can reach outside the root.
+ *
+ * ETags are the MD5 of the content (what S3 gives a single-part upload). Conditional puts (`ifNoneMatch`,
+ * `ifMatch`) check and rename while holding a lock file `.~store-lock-<name>` beside the object, created with
+ * `O_EXCL`, so they also hold between processes sharing the folder. A folder keeps no object versions: a read
+ * by `versionId` is refused.
  * @module
  */
-import { createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
-import { dirname, join, resolve, sep } from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { basename, dirname, join, resolve, sep } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pathToFileURL } from 'node:url'
-import type { Body, ObjectStore, PutOptions, StoredObject } from './object-store.js'
+import {
+  PreconditionFailedError,
+  describeCondition,
+  type Body,
+  type GetOptions,
+  type ObjectStore,
+  type PutOptions,
+  type StoredEntry,
+  type StoredObject,
+} from './object-store.js'
 
 const TEMP_PREFIX = '.~store-'
+const LOCK_PREFIX = `${TEMP_PREFIX}lock-`
+/** A lock file older than this is left over from a crashed writer and is taken over. */
+const STALE_LOCK_MS = 30_000
 
 export class InvalidKeyError extends Error {
   override readonly name = 'InvalidKeyError'
@@ -35,16 +53,33 @@ export class FolderStore implements ObjectStore {
     this.location = pathToFileURL(this.root).href
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
+  async get(key: string, options?: GetOptions): Promise<Uint8Array | undefined> {
+    refuseVersion(key, options)
+    let bytes: Uint8Array
     try {
-      return new Uint8Array(await readFile(this.pathOf(key)))
+      bytes = new Uint8Array(await readFile(this.pathOf(key)))
     } catch (err) {
       if (isMissing(err)) return undefined
       throw err
     }
+    if (options?.ifMatch !== undefined && md5(bytes) !== unquote(options.ifMatch)) {
+      throw new PreconditionFailedError(key, describeCondition(options))
+    }
+    return bytes
   }
 
-  async getStream(key: string): Promise<Readable | undefined> {
+  async getEntry(key: string): Promise<StoredEntry | undefined> {
+    const body = await this.get(key)
+    return body === undefined ? undefined : { body, etag: md5(body) }
+  }
+
+  async getStream(key: string, options?: GetOptions): Promise<Readable | undefined> {
+    refuseVersion(key, options)
+    if (options?.ifMatch !== undefined) {
+      const etag = await this.etagOf(key)
+      if (etag === undefined) return undefined
+      if (etag !== unquote(options.ifMatch)) throw new PreconditionFailedError(key, describeCondition(options))
+    }
     // Open first so that a missing key is an `undefined`, not an error event on the stream later.
     let handle
     try {
@@ -61,14 +96,26 @@ export class FolderStore implements ObjectStore {
     return handle.createReadStream()
   }
 
-  async put(key: string, body: Body, _options?: PutOptions): Promise<void> {
+  async put(key: string, body: Body, options?: PutOptions): Promise<void> {
     const path = this.pathOf(key)
     await mkdir(dirname(path), { recursive: true })
     const temp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`)
+    const conditional = options?.ifNoneMatch !== undefined || options?.ifMatch !== undefined
     try {
       if (body instanceof Readable) await pipeline(body, createWriteStream(temp))
       else await writeFile(temp, body)
-      await rename(temp, path)
+      if (!conditional) {
+        await rename(temp, path)
+        return
+      }
+      await this.withLock(path, async () => {
+        const etag = await this.etagOf(key)
+        const holds =
+          (options?.ifNoneMatch === undefined || etag === undefined) &&
+          (options?.ifMatch === undefined || etag === unquote(options.ifMatch))
+        if (!holds) throw new PreconditionFailedError(key, describeCondition(options ?? {}))
+        await rename(temp, path)
+      })
     } catch (err) {
       await rm(temp, { force: true })
       throw err
@@ -93,6 +140,40 @@ export class FolderStore implements ObjectStore {
       throw err
     }
     await this.pruneEmptyFolders(dirname(path))
+  }
+
+  /** MD5 of the object's content, or `undefined` if it does not exist. */
+  private async etagOf(key: string): Promise<string | undefined> {
+    const hash = createHash('md5')
+    try {
+      await pipeline(createReadStream(this.pathOf(key)), hash)
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+    return hash.digest('hex')
+  }
+
+  /** Runs `fn` while holding the lock file of `path` (waits for another holder; takes over a stale lock). */
+  private async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const lock = join(dirname(path), `${LOCK_PREFIX}${basename(path)}`)
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        const handle = await open(lock, 'wx')
+        await handle.close()
+        break
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        const since = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0)
+        if (since > STALE_LOCK_MS) await rm(lock, { force: true })
+        else await sleep(wait)
+      }
+    }
+    try {
+      return await fn()
+    } finally {
+      await rm(lock, { force: true })
+    }
   }
 
   /** The file behind `key`, after checking the key cannot escape the root. */
@@ -150,6 +231,15 @@ function checkKey(key: string, isPrefix: boolean): void {
   }
   if (isPrefix && (segments.at(-1) === '..' || segments.at(-1) === '.')) {
     throw new InvalidKeyError(key, `"${segments.at(-1)}" segment`)
+  }
+}
+
+const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('hex')
+const unquote = (etag: string) => etag.replace(/"/g, '')
+
+function refuseVersion(key: string, options: GetOptions | undefined): void {
+  if (options?.versionId !== undefined) {
+    throw new Error(`cannot read version ${options.versionId} of ${key}: a folder store keeps no object versions`)
   }
 }
 

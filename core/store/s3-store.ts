@@ -16,7 +16,16 @@ import {
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { Readable } from 'node:stream'
-import type { Body, ObjectStore, PutOptions, StoredObject } from './object-store.js'
+import {
+  PreconditionFailedError,
+  describeCondition,
+  type Body,
+  type GetOptions,
+  type ObjectStore,
+  type PutOptions,
+  type StoredEntry,
+  type StoredObject,
+} from './object-store.js'
 import { s3ClientConfig } from './s3-config.js'
 
 const MiB = 1024 * 1024
@@ -64,21 +73,46 @@ export class S3Store implements ObjectStore {
     this.listPageSize = props.listPageSize
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
-    const body = await this.getBody(key)
-    return body === undefined ? undefined : await body.transformToByteArray()
+  async get(key: string, options?: GetOptions): Promise<Uint8Array | undefined> {
+    const out = await this.getObject(key, options)
+    return out === undefined ? undefined : await out.Body.transformToByteArray()
   }
 
-  async getStream(key: string): Promise<Readable | undefined> {
-    const body = await this.getBody(key)
+  async getStream(key: string, options?: GetOptions): Promise<Readable | undefined> {
+    const out = await this.getObject(key, options)
     // In Node the SDK's body is an IncomingMessage (a Readable) mixed with the transformTo* helpers.
-    return body as (Readable & typeof body) | undefined
+    return out?.Body as (Readable & NonNullable<typeof out>['Body']) | undefined
+  }
+
+  async getEntry(key: string): Promise<StoredEntry | undefined> {
+    const out = await this.getObject(key)
+    if (out === undefined) return undefined
+    if (!out.ETag) throw new Error(`GetObject ${this.location}/${key} returned no ETag`)
+    return { body: await out.Body.transformToByteArray(), etag: out.ETag.replace(/"/g, '') }
   }
 
   async put(key: string, body: Body, options?: PutOptions): Promise<void> {
     const contentType = options?.contentType ?? 'application/octet-stream'
     const params = { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }
     const size = body instanceof Readable ? undefined : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+    const conditional = options?.ifNoneMatch !== undefined || options?.ifMatch !== undefined
+    if (conditional) {
+      if (size === undefined || size >= this.partSize) {
+        throw new Error(`conditional put of ${key}: needs an in-memory body under ${this.partSize} bytes`)
+      }
+      const condition = {
+        ...(options?.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
+        ...(options?.ifMatch ? { IfMatch: quoted(options.ifMatch) } : {}),
+      }
+      try {
+        await this.client.send(new PutObjectCommand({ ...params, ...condition }))
+      } catch (err) {
+        // 412: the condition did not hold; 409 ConditionalRequestConflict: a concurrent conditional write won
+        if (isPreconditionFailure(err)) throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
+        throw err
+      }
+      return
+    }
     if (size !== undefined && size < this.partSize) {
       await this.client.send(new PutObjectCommand(params))
       return
@@ -135,16 +169,33 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  private async getBody(key: string) {
+  private async getObject(key: string, options?: GetOptions) {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
-      if (!out.Body) throw new Error(`GetObject ${this.location}/${key} returned no body`)
-      return out.Body
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(options?.versionId ? { VersionId: options.versionId } : {}),
+          ...(options?.ifMatch ? { IfMatch: quoted(options.ifMatch) } : {}),
+        }),
+      )
+      const { Body } = out
+      if (!Body) throw new Error(`GetObject ${this.location}/${key} returned no body`)
+      return { ...out, Body }
     } catch (err) {
       if (isNotFound(err)) return undefined
+      if (isPreconditionFailure(err)) throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
       throw err
     }
   }
+}
+
+const quoted = (etag: string) => (etag.startsWith('"') ? etag : `"${etag}"`)
+
+function isPreconditionFailure(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
+  const status = e?.$metadata?.httpStatusCode
+  return e?.name === 'PreconditionFailed' || e?.name === 'ConditionalRequestConflict' || status === 412 || status === 409
 }
 
 /** NoSuchKey on GET, NotFound (a bare 404, HEAD has no body) on HEAD. NoSuchBucket stays an error. */

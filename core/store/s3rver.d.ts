@@ -67,6 +67,10 @@ declare module 's3rver' {
       /** Assigning replaces the query string. */
       query: Record<string, string | string[] | undefined>
       body: unknown
+      status: number
+      type: string
+      /** A request header, `''` when absent. */
+      get(field: string): string
     }
 
     type Middleware = (ctx: Context, next: () => Promise<void>) => Promise<void>

@@ -1,10 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { Validations } from 'aws-cdk-lib'
-import { Match } from 'aws-cdk-lib/assertions'
+import { Annotations, Match } from 'aws-cdk-lib/assertions'
 import { AwsSolutionsChecks } from 'cdk-nag'
 import type { IConstruct } from 'constructs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { DATASET_PREFIX, DATASET_SUFFIXES } from '../../core/runs.js'
+import { DATASET_PREFIX } from '../../core/runs.js'
+import { JOB_EXIT } from '../../trainer/exit-codes.js'
 import { allowed, logicalId, statementsOf, synthPipeline, type Synthesized } from './synth.js'
 
 // one synthesis per configuration; only the default one bundles the functions (esbuild: seconds each),
@@ -24,7 +25,11 @@ beforeAll(() => {
     maxvCpus: '16',
     bucketRemovalPolicy: 'destroy',
     predictAuth: 'AWS_IAM',
+    predictReservedConcurrency: '5',
     trainEpochs: '5',
+    alarmEmail: 'ops@example.com',
+    runnableTimeoutHours: '2',
+    trainerBaseImage: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/cuda@sha256:${'ab'.repeat(32)}`,
   })
   predictOnly = synthPipeline({ ...noBundling, trainer: false })
 })
@@ -78,13 +83,16 @@ describe('TrainerBatch', () => {
     })
   })
 
-  it('retries spot reclaims only, within a timeout', () => {
-    // GIVEN the default job definition  THEN `Host EC2*` retries, anything else exits, 3 attempts, 8 h
+  it('retries lost hosts, image pull errors and SIGTERM stops only, within a timeout', () => {
+    // GIVEN the default job definition  THEN `Host EC2*`, pull errors and exit 75 retry, anything else
+    // exits, 3 attempts, 8 h
     expect(jobDefinition(byDefault)).toMatchObject({
       RetryStrategy: {
         Attempts: 3,
         EvaluateOnExit: [
           { Action: 'RETRY', OnStatusReason: 'Host EC2*' },
+          { Action: 'RETRY', OnReason: 'CannotPullContainerError*' },
+          { Action: 'RETRY', OnExitCode: String(JOB_EXIT.INTERRUPTED) },
           { Action: 'EXIT', OnExitCode: '*' },
           { Action: 'EXIT', OnReason: '*' },
         ],
@@ -109,12 +117,63 @@ describe('TrainerBatch', () => {
       TRAIN_IMAGE_SIZE: '128',
       TRAIN_BATCH_SIZE: '64',
       QUALITY_GATE_MAX_AGE_MAE: '12',
+      CHECKPOINT_MINUTES: '10',
     })
     expect(env(alternative).TRAIN_EPOCHS).toBe('5')
     // per-run values come from the trigger's containerOverrides, never from the definition
     expect(env(byDefault)).not.toHaveProperty('RUN_ID')
     expect(env(byDefault)).not.toHaveProperty('DATASET_KEY')
     expect(jobDefinition(byDefault).ContainerProperties.LogConfiguration).toMatchObject({ LogDriver: 'awslogs' })
+  })
+
+  it('launches instances with a large encrypted root volume, IMDSv2 at hop limit 1, and the newest AMI', () => {
+    // GIVEN defaults  THEN the compute environment uses a launch template that keeps containers off IMDS
+    const [id] = Object.keys(byDefault.template.findResources('AWS::EC2::LaunchTemplate'))
+    byDefault.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: {
+        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100, VolumeType: 'gp3', Encrypted: true } }],
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+        UserData: Match.absent(),
+      },
+    })
+    byDefault.template.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+      ComputeResources: { LaunchTemplate: { LaunchTemplateId: { Ref: id } } },
+    })
+    const ce = Object.values(byDefault.template.findResources('AWS::Batch::ComputeEnvironment'))[0]!
+    expect(ce.Properties.ComputeResources.UpdateToLatestImageVersion).toBe(true)
+  })
+
+  it('cancels jobs stuck RUNNABLE after runnableTimeoutHours', () => {
+    // GIVEN defaults  THEN 6 h for each blocking reason; GIVEN -c runnableTimeoutHours=2  THEN 2 h
+    const actions = (s: Synthesized) =>
+      Object.values(s.template.findResources('AWS::Batch::JobQueue'))[0]!.Properties.JobStateTimeLimitActions as {
+        Action: string; MaxTimeSeconds: number; State: string; Reason: string
+      }[]
+    expect(actions(byDefault).map((a) => a.Reason).sort()).toEqual([
+      'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+      'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
+      'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+    ])
+    for (const a of actions(byDefault)) expect(a).toMatchObject({ Action: 'CANCEL', State: 'RUNNABLE', MaxTimeSeconds: 6 * 3600 })
+    for (const a of actions(alternative)) expect(a.MaxTimeSeconds).toBe(2 * 3600)
+  })
+
+  it('warns when the CUDA base image is not pinned by digest, and builds from the pinned one when given', () => {
+    const warnings = (s: Synthesized) =>
+      Annotations.fromStack(s.stack).findWarning('*', Match.stringLikeRegexp('not pinned by digest'))
+    expect(warnings(byDefault)).toHaveLength(1)
+    expect(warnings(alternative)).toHaveLength(0)
+    const buildArgs = (s: Synthesized) => {
+      const dir = s.app.synth().directory
+      const manifest = JSON.parse(readFileSync(`${dir}/${s.stack.artifactId}.assets.json`, 'utf8')) as {
+        dockerImages: Record<string, { source: { dockerFile: string; dockerBuildArgs?: Record<string, string> } }>
+      }
+      const images = Object.values(manifest.dockerImages).filter((i) => i.source.dockerFile === 'trainer/Dockerfile')
+      expect(images).toHaveLength(1)
+      return images[0]!.source.dockerBuildArgs
+    }
+    expect(buildArgs(alternative)).toEqual({ CUDA_IMAGE: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/cuda@sha256:${'ab'.repeat(32)}` })
+    expect(buildArgs(byDefault)).toBeUndefined()
   })
 
   it('builds its VPC without NAT gateways', () => {
@@ -174,8 +233,8 @@ describe('DatasetBucket', () => {
     alternative.template.resourceCountIs('Custom::S3AutoDeleteObjects', 2)
   })
 
-  it('notifies the trigger for each archive suffix under datasets/', () => {
-    // GIVEN the trainer is deployed  THEN one ObjectCreated filter per suffix, all on the trigger function
+  it('notifies the trigger of every object under datasets/ (the suffix is checked in any letter case there)', () => {
+    // GIVEN the trainer is deployed  THEN one ObjectCreated notification with a prefix filter only
     const trigger = logicalId(byDefault.stack.trigger!.fn)
     const [notifications] = Object.values(byDefault.template.findResources('Custom::S3BucketNotifications'))
     const configs = notifications!.Properties.NotificationConfiguration.LambdaFunctionConfigurations as {
@@ -183,9 +242,9 @@ describe('DatasetBucket', () => {
       Filter: { Key: { FilterRules: { Name: string; Value: string }[] } }
       LambdaFunctionArn: unknown
     }[]
-    expect(configs.map((c) => Object.fromEntries(c.Filter.Key.FilterRules.map((r) => [r.Name, r.Value])))).toEqual(
-      DATASET_SUFFIXES.map((suffix) => ({ prefix: DATASET_PREFIX, suffix }))
-    )
+    expect(configs.map((c) => Object.fromEntries(c.Filter.Key.FilterRules.map((r) => [r.Name, r.Value])))).toEqual([
+      { prefix: DATASET_PREFIX },
+    ])
     for (const c of configs) {
       expect(c.Events).toEqual(['s3:ObjectCreated:*'])
       expect(c.LambdaFunctionArn).toEqual({ 'Fn::GetAtt': [trigger, 'Arn'] })
@@ -199,7 +258,7 @@ describe('DatasetBucket', () => {
 })
 
 describe('IAM scope', () => {
-  it('lets the job read datasets, write runs/ and models/, and list, nothing more', () => {
+  it('lets the job read datasets, write runs/ and models/, and list, nothing more (no deletes)', () => {
     // GIVEN the job role  THEN datasets/ is read-only and no action reaches another prefix
     const perms = allowed(statementsOf(byDefault, byDefault.stack.trainer!.jobRole))
     expect(Object.fromEntries(perms)).toEqual({
@@ -207,8 +266,18 @@ describe('IAM scope', () => {
       's3:GetObjectVersion': ['bucket/datasets/*', 'bucket/models/*', 'bucket/runs/*'],
       's3:PutObject': ['bucket/models/*', 'bucket/runs/*'],
       's3:AbortMultipartUpload': ['bucket/models/*', 'bucket/runs/*'],
-      's3:DeleteObject': ['bucket/models/*', 'bucket/runs/*'],
       's3:ListBucket': ['bucket'],
+    })
+  })
+
+  it('lets the job-events function write run statuses only', () => {
+    const perms = allowed(statementsOf(byDefault, byDefault.stack.jobEvents!.fn.role!))
+    const s3 = Object.fromEntries([...perms].filter(([a]) => a.startsWith('s3:')))
+    expect(s3).toEqual({
+      's3:GetObject': ['bucket/runs/*'],
+      's3:GetObjectVersion': ['bucket/runs/*'],
+      's3:PutObject': ['bucket/runs/*'],
+      's3:AbortMultipartUpload': ['bucket/runs/*'],
     })
   })
 
@@ -230,9 +299,10 @@ describe('IAM scope', () => {
     expect(perms.get('batch:SubmitJob')).toEqual(
       [`<${logicalId(trainer!.jobDefinition)}>`, `<${logicalId(trainer!.jobQueue)}>`].sort()
     )
-    expect(perms.get('s3:GetObject')).toEqual(['bucket/datasets/*', 'bucket/runs/*'])
+    expect(perms.get('s3:GetObject')).toEqual(['bucket/runs/*'])
     expect(perms.get('s3:PutObject')).toEqual(['bucket/runs/*'])
     expect(perms.has('s3:DeleteObject')).toBe(false)
+    expect(perms.has('s3:ListBucket')).toBe(false)
   })
 })
 
@@ -244,7 +314,7 @@ describe('functions', () => {
 
   it('run on Node.js 22, x86_64, with source maps', () => {
     // GIVEN both configurations  THEN each of our functions (not the CDK's own providers) runs Node 22
-    expect(ours(byDefault)).toHaveLength(2)
+    expect(ours(byDefault)).toHaveLength(3)
     expect(ours(predictOnly)).toHaveLength(1)
     for (const fn of [...ours(byDefault), ...ours(predictOnly)]) {
       expect(fn.Properties).toMatchObject({
@@ -298,10 +368,88 @@ describe('functions', () => {
   })
 })
 
+describe('failures reach someone', () => {
+  it('sends FAILED jobs of the queue to the job-events function, undeliverable events to the dead-letter queue', () => {
+    const { trainer, jobEvents, deadLetters } = byDefault.stack
+    byDefault.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.batch'],
+        'detail-type': ['Batch Job State Change'],
+        detail: { jobQueue: [{ 'Fn::GetAtt': [logicalId(trainer!.jobQueue), 'JobQueueArn'] }], status: ['FAILED'] },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(jobEvents!.fn), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(deadLetters!), 'Arn'] } },
+        }),
+      ],
+    })
+  })
+
+  it('sends trigger invocations that still fail after two retries to the dead-letter queue', () => {
+    const { trigger, deadLetters } = byDefault.stack
+    byDefault.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalId(trigger!.fn) },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(deadLetters!), 'Arn'] } } },
+    })
+  })
+
+  it('alarms on failed jobs, function errors and throttles, dead letters and predict volume; e-mails when asked', () => {
+    const names = (s: Synthesized) => s.stack.alarms.alarms.map((a) => a.node.id).sort()
+    expect(names(byDefault)).toEqual([
+      'FailedTrainingJobs', 'JobEventsErrors', 'JobEventsThrottles', 'PredictErrors', 'PredictInvocations',
+      'PredictThrottles', 'TriggerErrors', 'TriggerThrottles', 'UndeliveredEvents',
+    ])
+    byDefault.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Events',
+      MetricName: 'TriggeredRules',
+      Dimensions: [{ Name: 'RuleName', Value: { Ref: logicalId(byDefault.stack.jobEvents!.failedJobsRule) } }],
+      Threshold: 1,
+    })
+    byDefault.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Invocations', Period: 3600, Threshold: 10000 })
+    // no e-mail: alarms without actions and no topic
+    byDefault.template.resourceCountIs('AWS::SNS::Topic', 0)
+    // -c alarmEmail=...: a topic with the subscription, every alarm notifies it
+    alternative.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' })
+    const topic = logicalId(alternative.stack.alarms.topic!)
+    for (const alarm of Object.values(alternative.template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }])
+    }
+  })
+
+  it('keeps the logs of every function, the CDK helper functions included, for a month', () => {
+    // the helper functions: the bucket-notifications handler, the default-security-group restrictor, and
+    // (bucketRemovalPolicy=destroy) the auto-delete-objects provider
+    const helpers = (s: Synthesized) =>
+      Object.keys(s.template.findResources('AWS::Lambda::Function')).filter((id) => !/^(Predict|Trigger|JobEvents)Function/.test(id))
+    expect(helpers(byDefault).length).toBeGreaterThanOrEqual(2)
+    expect(helpers(alternative).some((id) => id.includes('AutoDeleteObjects'))).toBe(true)
+    for (const s of [byDefault, alternative, predictOnly]) {
+      const functions = Object.entries(s.template.findResources('AWS::Lambda::Function'))
+      expect(functions.length).toBeGreaterThanOrEqual(1)
+      const groups = s.template.findResources('AWS::Logs::LogGroup')
+      for (const [id, fn] of functions) {
+        const ref = fn.Properties.LoggingConfig?.LogGroup?.Ref as string | undefined
+        expect(ref, id).toBeDefined()
+        expect(groups[ref!]!.Properties.RetentionInDays, id).toBe(30)
+      }
+    }
+  })
+
+  it('reserves predict concurrency when asked (a cost guard for the public URL)', () => {
+    alternative.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ WASM_PATH: '/var/task/wasm/' }) },
+      ReservedConcurrentExecutions: 5,
+    })
+  })
+})
+
 describe('PipelineStack', () => {
   it('outputs the bucket, the predict URL and the job queue', () => {
     const outputs = Object.keys(byDefault.template.findOutputs('*'))
     expect(outputs.sort()).toEqual(['BucketName', 'JobDefinitionArn', 'JobQueueArn', 'JobQueueName', 'PredictUrl'])
+    expect(Object.keys(alternative.template.findOutputs('*'))).toContain('AlarmTopicArn')
     // GIVEN -c trainer=false (LocalStack)  THEN no Batch, no trigger, no job outputs
     expect(Object.keys(predictOnly.template.findOutputs('*')).sort()).toEqual(['BucketName', 'PredictUrl'])
     predictOnly.template.resourceCountIs('AWS::Batch::JobDefinition', 0)

@@ -107,7 +107,7 @@ describe('train', () => {
     const events: TrainEvent[] = []
     const metrics = await train({ items, dataset, config, output, backend: engine, log: quiet, tty: false, resume: true, onEvent: (e) => void events.push(e) })
     // Assess
-    expect(events).toContainEqual({ type: 'resumed', epochsDone: 2 })
+    expect(events).toContainEqual({ type: 'resumed', epochsDone: 2, batchesDone: 0 })
     expect(events.filter((e) => e.type === 'epoch').map((e) => (e as { epoch: number }).epoch)).toEqual([3])
     expect(metrics.history.map((r) => r.epoch)).toEqual([1, 2, 3])
     await rm(dir, { recursive: true, force: true })

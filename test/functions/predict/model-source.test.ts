@@ -27,6 +27,7 @@ function countingStore() {
       return s3Store.get(key)
     },
     getStream: (key) => s3Store.getStream(key),
+    getEntry: (key) => s3Store.getEntry(key),
     put: (key, body, options) => s3Store.put(key, body, options),
     list: (prefix) => s3Store.list(prefix),
     delete: (key) => s3Store.delete(key),

@@ -93,6 +93,7 @@ describe('trigger Lambda', () => {
             { name: 'STORE_BUCKET', value: BUCKET },
             { name: 'DATASET_KEY', value: key },
             { name: 'DATASET_VERSION', value: etag },
+            { name: 'DATASET_ETAG', value: etag },
             { name: 'RUN_ID', value: runId },
           ],
         },
@@ -117,6 +118,22 @@ describe('trigger Lambda', () => {
 
     expect(submitted()).toHaveLength(1)
     expect(second).toEqual([expect.objectContaining({ result: 'skipped', reason: 'run already exists (queued)' })])
+  })
+
+  it('submits once when deliveries of one event race each other (If-None-Match claim on S3)', async () => {
+    const event = await upload('datasets/race.ZIP', await datasetArchive())
+    // a SubmitJob that takes a while, so the other deliveries arrive while the first is still submitting
+    batch.on(SubmitJobCommand).callsFake(async (input: SubmitJobCommandInput) => {
+      await new Promise((r) => setTimeout(r, 200))
+      return acceptJob(input)
+    })
+
+    const results = await Promise.all([1, 2, 3].map(() => handler(structuredClone(event))))
+
+    expect(submitted()).toHaveLength(1)
+    expect(results.flat().map((r) => r.result).sort()).toEqual(['skipped', 'skipped', 'submitted'])
+    const runId = results.flat().find((r) => r.result === 'submitted')!.runId!
+    expect(await getJson(store, runKeys(runId).status)).toMatchObject({ state: 'queued', jobId: `job-for-train-${runId}` })
   })
 
   it('ignores objects that are not datasets, including the runs it writes itself', async () => {

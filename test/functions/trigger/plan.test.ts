@@ -44,6 +44,14 @@ describe('plan', () => {
     })
   })
 
+  it.each(['datasets/faces.ZIP', 'datasets/faces.TAR.GZ', 'datasets/faces.Tgz', 'datasets/faces.Tar'])(
+    'starts a run for an upload whose suffix is in another letter case (%s)',
+    (key) => {
+      const [planned] = plan([recordWith({ key })])
+      expect(planned).toMatchObject({ action: 'run', run: { datasetKey: key, runId: expect.stringMatching(/^faces-[0-9a-f]{10}$/) } })
+    },
+  )
+
   it('falls back to the ETag, then the sequencer, when the bucket is not versioned', () => {
     const [byEtag] = plan([recordWith({ versionId: undefined })])
     const [byNullVersion] = plan([recordWith({ versionId: 'null' })])

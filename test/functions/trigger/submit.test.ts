@@ -104,12 +104,61 @@ describe('submitRun', () => {
   })
 })
 
+describe('submitRun under concurrent deliveries', () => {
+  it('two deliveries of one event racing each other submit one job', async () => {
+    const submitter = submitting('job-5')
+
+    const outcomes = await Promise.all([1, 2, 3].map(() => submitRun(run, { store, submitter, now })))
+
+    expect(submitter.submit).toHaveBeenCalledTimes(1)
+    expect(outcomes.filter((o) => o.outcome === 'submitted')).toHaveLength(1)
+    expect(outcomes.filter((o) => o.outcome === 'already-started')).toHaveLength(2)
+    expect(await getJson(store, statusKey)).toMatchObject({ state: 'queued', jobId: 'job-5' })
+  })
+
+  it('leaves a fresh claim (queued, no job id yet) to the invocation that made it', async () => {
+    await earlier({ state: 'queued', updatedAt: '2026-11-20T09:59:00.000Z' })
+    const submitter = submitting('job-6')
+
+    expect(await submitRun(run, { store, submitter, now })).toMatchObject({ outcome: 'already-started', state: 'queued' })
+    expect(submitter.submit).not.toHaveBeenCalled()
+  })
+
+  it('takes over a claim abandoned before its submit (older than staleClaimSeconds), once', async () => {
+    await earlier({ state: 'queued', updatedAt: '2026-11-20T09:40:00.000Z' })
+    const submitter = submitting('job-7')
+
+    const outcomes = await Promise.all([1, 2].map(() => submitRun(run, { store, submitter, now, staleClaimSeconds: 300 })))
+
+    expect(submitter.submit).toHaveBeenCalledTimes(1)
+    expect(outcomes.map((o) => o.outcome).sort()).toEqual(['already-started', 'submitted'])
+    expect(await getJson(store, statusKey)).toMatchObject({ state: 'queued', jobId: 'job-7' })
+  })
+
+  it('keeps the state a fast job already wrote and adds the job id', async () => {
+    // a local child process can write `running` before submit() returns
+    const submitter = {
+      submit: vi.fn<JobSubmitter['submit']>().mockImplementation(async () => {
+        const claim = (await getJson<RunStatus>(store, statusKey))!
+        await putJson(store, statusKey, { ...claim, state: 'running', reason: 'loading dataset' })
+        return 'pid-42'
+      }),
+    }
+
+    await submitRun(run, { store, submitter, now })
+
+    expect(await getJson(store, statusKey)).toMatchObject({ state: 'running', jobId: 'pid-42' })
+  })
+})
+
 describe('runEnvironment', () => {
   it('passes the trainer its inputs', () => {
     expect(runEnvironment(run)).toEqual({
       STORE_BUCKET: 'datasets-bucket',
       DATASET_KEY: 'datasets/faces.zip',
       DATASET_VERSION: 'v1',
+      DATASET_VERSION_ID: 'v1',
+      DATASET_ETAG: 'abc',
       RUN_ID: 'faces-0123456789',
     })
   })
