@@ -16,6 +16,8 @@ import { repoPath, repoRoot } from './paths.js'
 const SHARP_PACKAGES = ['sharp', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']
 /** Where the TF.js wasm binaries land in the bundle; Lambda unpacks the bundle into /var/task. */
 const WASM_DIR = 'wasm'
+/** The try-it page's files (functions/predict/page.ts reads them from `page/` beside the bundle). */
+const PAGE_SOURCE = 'functions/predict/page'
 
 export interface PredictApiProps {
   readonly bucket: DatasetBucket
@@ -59,7 +61,9 @@ export interface PredictApiProps {
  * when those are needed.
  *
  * The bundle carries sharp's native packages under `node_modules/` and the TF.js wasm binaries under
- * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`.
+ * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`. The page served at `GET /`
+ * (HTML, one script, one stylesheet) is copied to `page/`. Under `AWS_IAM` auth a browser cannot open that page
+ * (its requests are unsigned); the page is for the public URL.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
  */
@@ -98,6 +102,7 @@ export class PredictApi extends Construct {
               `cp -R "${inputDir}/${dir}" "${outputDir}/${dir}"`,
             ]),
             `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
+            `cp -R "${inputDir}/${PAGE_SOURCE}" "${outputDir}/page"`,
           ],
         },
       },
