@@ -97,9 +97,17 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     return (await res.json()) as PredictResponse
   }
 
+  // Callbacks below run in the page; this project's types are Node's (no DOM lib), hence the structural casts.
+  type Item = { textContent: string | null; dataset: Record<string, string> }
+  type Canvas = { getContext(type: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } }
+  type Video = { videoWidth: number; videoHeight: number }
+
   const faceItems = (page: Page) =>
     page.$$eval('#faces li', (items) =>
-      items.map((li) => ({ text: li.textContent ?? '', box: (li as HTMLElement).dataset['box']!.split(',').map(Number), colour: (li as HTMLElement).dataset['colour']! })),
+      items.map((element) => {
+        const li = element as unknown as Item
+        return { text: li.textContent ?? '', box: li.dataset['box']!.split(',').map(Number), colour: li.dataset['colour']! }
+      }),
     )
 
   /** The canvas pixel at (x, y), as #rrggbb. */
@@ -107,7 +115,7 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     page.$eval(
       '#canvas',
       (canvas, [px, py]) => {
-        const d = (canvas as HTMLCanvasElement).getContext('2d')!.getImageData(px!, py!, 1, 1).data
+        const d = (canvas as unknown as Canvas).getContext('2d').getImageData(px!, py!, 1, 1).data
         return `#${[d[0], d[1], d[2]].map((v) => v!.toString(16).padStart(2, '0')).join('')}`
       },
       [x, y],
@@ -176,10 +184,10 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
   it('takes a photo with the camera and answers for it', async () => {
     const { page, problems } = await open(plain)
     await page.click('#camera-start')
-    await page.waitForFunction(() => (document.getElementById('video') as HTMLVideoElement).videoWidth > 0)
+    await page.waitForFunction("document.getElementById('video').videoWidth > 0")
     await page.click('#snap')
     await page.waitForSelector('body[data-state="done"]')
-    const size = await page.$eval('#video', (v) => [(v as HTMLVideoElement).videoWidth, (v as HTMLVideoElement).videoHeight])
+    const size = await page.$eval('#video', (v) => [(v as unknown as Video).videoWidth, (v as unknown as Video).videoHeight])
     const [item] = await faceItems(page)
     // the fake camera's frame, read whole: the centred square of the frame, at the canvas's scale
     const scale = Math.min(1, 960 / size[0]!)
