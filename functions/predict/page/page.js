@@ -21,8 +21,9 @@ const COLOURS = ['#ff3b30', '#34c759', '#0a84ff', '#ff9f0a', '#bf5af2', '#64d2ff
 /** The API takes 5 MiB per request; larger photos are re-encoded smaller in the browser first. */
 const MAX_UPLOAD_BYTES = 4.5 * 1024 * 1024
 const MAX_SIDE = 2048
-/** Widest the drawn photo gets, in canvas pixels. */
+/** The drawn photo is scaled to fit this width, and small photos (a face crop) up to at least the minimum. */
 const MAX_CANVAS_WIDTH = 960
+const MIN_CANVAS_WIDTH = 480
 
 /** @type {{ blob: Blob, name: string } | undefined} */
 let lastPhoto
@@ -105,7 +106,7 @@ function genderText(face) {
 async function draw(blob, answer) {
   // The API's boxes are in the photo's pixels after EXIF orientation, which is how createImageBitmap draws it.
   const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' })
-  const scale = Math.min(1, MAX_CANVAS_WIDTH / bitmap.width)
+  const scale = Math.min(MAX_CANVAS_WIDTH / bitmap.width, Math.max(1, MIN_CANVAS_WIDTH / bitmap.width))
   canvas.width = Math.round(bitmap.width * scale)
   canvas.height = Math.round(bitmap.height * scale)
   const ctx = canvas.getContext('2d')

@@ -110,6 +110,8 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
       }),
     )
 
+  const canvasWidth = (page: Page) => page.$eval('#canvas', (c) => (c as unknown as { width: number }).width)
+
   /** The canvas pixel at (x, y), as #rrggbb. */
   const pixel = (page: Page, x: number, y: number) =>
     page.$eval(
@@ -138,8 +140,10 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
           `(${Math.round(100 * (face.gender === 'female' ? face.genderProbability : 1 - face.genderProbability))}%); ` +
           `detector score ${face.score!.toFixed(2)}`,
       )
-      // the photo is narrower than the canvas limit: boxes are drawn at the API's pixel positions
-      expect(item.box).toEqual([face.box.x, face.box.y, face.box.width, face.box.height])
+      // boxes are drawn at the API's pixel positions, scaled as the photo is (400 px wide, drawn at 480)
+      const scale = (await canvasWidth(page)) / answer.width
+      expect(scale).toBe(1.2)
+      expect(item.box).toEqual([face.box.x, face.box.y, face.box.width, face.box.height].map((v) => Math.round(v * scale)))
       const [x, y, w, h] = item.box as [number, number, number, number]
       // the box's left edge is drawn in its colour; the inside of the (white) square is still the photo
       expect(await pixel(page, x + 1, y + Math.round(h / 2))).toBe(item.colour)
@@ -162,7 +166,9 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     expect(await page.textContent('#note')).toMatch(/^No face was found, so the whole photo was read as one face/)
     const [item] = await faceItems(page)
     expect(item!.text).toMatch(new RegExp(`^age ${answer.faces[0]!.age.toFixed(1)} \\(no calibrated range for this model\\); (male|female) \\(\\d+%\\); whole image$`))
-    expect(item!.box).toEqual([0, 0, 96, 96])
+    // a 96 px crop is drawn at 480 px: the whole-image box fills the canvas
+    expect(await canvasWidth(page)).toBe(480)
+    expect(item!.box).toEqual([0, 0, 480, 480])
     expect(await page.textContent('#model')).toMatch(/no face detector on this server · no calibrated age ranges/)
     expect(problems).toEqual([])
     await page.close()
@@ -184,13 +190,15 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
   it('takes a photo with the camera and answers for it', async () => {
     const { page, problems } = await open(plain)
     await page.click('#camera-start')
-    await page.waitForFunction("document.getElementById('video').videoWidth > 0")
+    // a function, not a string: the page's CSP refuses eval, as it should
+    type Doc = { document: { getElementById(id: string): Video } }
+    await page.waitForFunction(() => (globalThis as unknown as Doc).document.getElementById('video').videoWidth > 0)
     await page.click('#snap')
     await page.waitForSelector('body[data-state="done"]')
     const size = await page.$eval('#video', (v) => [(v as unknown as Video).videoWidth, (v as unknown as Video).videoHeight])
     const [item] = await faceItems(page)
     // the fake camera's frame, read whole: the centred square of the frame, at the canvas's scale
-    const scale = Math.min(1, 960 / size[0]!)
+    const scale = (await canvasWidth(page)) / size[0]!
     const side = Math.min(size[0]!, size[1]!)
     expect(item!.box[2]).toBe(Math.round(side * scale))
     expect(await page.textContent('#status')).toBe('No face found: whole photo read as one face.')
