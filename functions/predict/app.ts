@@ -129,7 +129,10 @@ export function createApp(options: PredictAppOptions): Hono {
       const failed = images.filter((r): r is Extract<ImageResult, ErrorBody> => 'error' in r)
       if (failed.length === images.length) {
         const first = failed[0]!.error
-        const message = images.length === 1 ? first.message : `none of the ${images.length} images could be read: ${failed.map((f) => f.error.message).join('; ')}`
+        const message =
+          images.length === 1
+            ? first.message
+            : `none of the ${images.length} images could be read: ${failed.map((f) => f.error.message).join('; ')}`
         throw new ApiError(400, first.code, message, first.hint)
       }
       return { images, model: modelInfo(m) }
