@@ -183,19 +183,20 @@ fileInput.addEventListener('change', () => {
   if (file) void run(file, file.name)
 })
 
-for (const target of [drop, document.body]) {
-  target.addEventListener('dragover', (event) => {
-    event.preventDefault()
-    drop.classList.add('over')
-  })
-  target.addEventListener('dragleave', () => drop.classList.remove('over'))
-  target.addEventListener('drop', (event) => {
-    event.preventDefault()
-    drop.classList.remove('over')
-    const file = event.dataTransfer?.files?.[0]
-    if (file) void run(file, file.name)
-  })
-}
+// A photo may be dropped anywhere on the page (one listener: the drop zone's events bubble up to it).
+document.addEventListener('dragover', (event) => {
+  event.preventDefault()
+  drop.classList.add('over')
+})
+document.addEventListener('dragleave', (event) => {
+  if (event.relatedTarget === null) drop.classList.remove('over')
+})
+document.addEventListener('drop', (event) => {
+  event.preventDefault()
+  drop.classList.remove('over')
+  const file = event.dataTransfer?.files?.[0]
+  if (file) void run(file, file.name)
+})
 
 modeSelect.addEventListener('change', () => {
   if (lastPhoto) void run(lastPhoto.blob, lastPhoto.name)

@@ -187,6 +187,28 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     await page.close()
   })
 
+  it('accepts a photo dropped on the drop zone, and asks the API once for it', async () => {
+    const { page, problems } = await open(plain)
+    const posts: string[] = []
+    page.on('request', (r) => void (r.method() === 'POST' && posts.push(new URL(r.url()).pathname)))
+    const base64 = (await readFile(files['face.jpg']!)).toString('base64')
+    type Dom = { DataTransfer: new () => { items: { add(file: unknown): void } }; File: new (parts: unknown[], name: string, options: object) => unknown }
+    const dataTransfer = await page.evaluateHandle((b64) => {
+      const dom = globalThis as unknown as Dom
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
+      const transfer = new dom.DataTransfer()
+      transfer.items.add(new dom.File([bytes], 'dropped.jpg', { type: 'image/jpeg' }))
+      return transfer
+    }, base64)
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer })
+    await page.waitForSelector('body[data-state="done"]')
+    expect(await page.textContent('#status')).toBe('No face found: whole photo read as one face.')
+    expect(await faceItems(page)).toHaveLength(1)
+    expect(posts).toEqual(['/predict'])
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
   it('takes a photo with the camera and answers for it', async () => {
     const { page, problems } = await open(plain)
     await page.click('#camera-start')
