@@ -29,7 +29,7 @@ export const predictCommand: Command = {
   args: '<image...> [--mode auto|detect|whole] [--json] [--url URL]',
   summary: 'estimate age and gender of every face in each image with the served model',
   help: `  --mode MODE  auto (default): find faces, else read the whole image as one face (and say so);
-               detect: found faces only (none → no rows); whole: the image is one face crop
+               detect: found faces only ("no face found" when none); whole: the image is one face crop
   --json       one JSON line per image: { file, width, height, mode, fellBack, faces: [...], model }
                (or { file, error }); without it, a table with one row per face
   --url URL    the predict API or a deployed Function URL (default: the local system's, else ${DEFAULT_PREDICT_URL})`,
