@@ -99,7 +99,8 @@ describe('ModelSource', () => {
       await held
       return m.predictor.predictImages([jpeg])
     })
-    await vi.waitFor(() => expect(dispose).toBeDefined())
+    // the first load (download + warm-up) may take seconds on a busy machine: wait for it, not for 1 s
+    await vi.waitFor(() => expect(dispose).toBeDefined(), { timeout: 60_000, interval: 50 })
     await promote(s3Store, 'run-2')
     advance(2)
     expect((await source.current()).promotion.runId).toBe('run-2')
