@@ -13,6 +13,8 @@ import { sharpBundleCommands, sharpSource } from './sharp-bundle.js'
 
 /** Where the TF.js wasm binaries land in the bundle; Lambda unpacks the bundle into /var/task. */
 const WASM_DIR = 'wasm'
+/** The try-it page's files (functions/predict/page.ts reads them from `page/` beside the bundle). */
+const PAGE_SOURCE = 'functions/predict/page'
 
 export interface PredictApiProps {
   readonly bucket: DatasetBucket
@@ -62,8 +64,9 @@ export interface PredictApiProps {
  *
  * The bundle carries sharp for linux-x64 under `node_modules/` (copied where the host is linux-x64, else
  * installed with `npm install --os=linux --cpu=x64 --libc=glibc` while bundling, see `sharp-bundle.ts`)
- * and the TF.js wasm binaries under
- * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`.
+ * and the TF.js wasm binaries under `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to
+ * `setWasmPaths`. The page served at `GET /` (HTML, one script, one stylesheet) is copied to `page/`. Under
+ * `AWS_IAM` auth a browser cannot open that page (its requests are unsigned); the page is for the public URL.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
  */
@@ -102,6 +105,7 @@ export class PredictApi extends Construct {
             `mkdir -p "${outputDir}/${WASM_DIR}"`,
             ...sharpBundleCommands(sharp, inputDir, outputDir),
             `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
+            `cp -R "${inputDir}/${PAGE_SOURCE}" "${outputDir}/page"`,
           ],
         },
       },

@@ -1,5 +1,10 @@
 /**
- * `agegender predict <image...>`: posts each image to the predict API and prints age and gender.
+ * `agegender predict <image...> [--mode auto|detect|whole] [--json]`: asks the predict API about each image and
+ * prints one row per face (a table), or one JSON line per image with `--json`.
+ *
+ * Images go several to a request (at most {@link MAX_IMAGES_PER_REQUEST}, and about
+ * {@link MAX_BYTES_PER_REQUEST} together, within the API's limits). A file that cannot be read or is not a JPEG,
+ * PNG or WebP is reported and skipped before anything is sent; the exit code is 1 when any image failed.
  *
  * The API: `--url`, else `AGEGENDER_PREDICT_URL`, else the running local system's (from
  * `<data dir>/endpoints.json`, `.local` unless `AGEGENDER_DATA_DIR` says otherwise), else
@@ -8,37 +13,72 @@
  */
 import { readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
+import { FACE_MODES, type FaceAnswer, type FaceMode } from '../../core/faces.js'
+import { describeImageBytes, MEDIA_TYPES, sniffImageFormat } from '../../core/image-format.js'
 import { stringFlag, type Command } from '../command.js'
-import { formatPercent } from '../format.js'
+import { formatPercent, table } from '../format.js'
 import { println, UsageError, type Io } from '../io.js'
 
 export const DEFAULT_PREDICT_URL = 'http://127.0.0.1:8787'
+/** The API's defaults are 8 images and 5 MiB per request; a little under, for the multipart envelope. */
+export const MAX_IMAGES_PER_REQUEST = 8
+export const MAX_BYTES_PER_REQUEST = 4.5 * 1024 * 1024
 
 export const predictCommand: Command = {
   name: 'predict',
-  args: '<image...> [--url URL]',
-  summary: 'estimate age and gender of face images with the served model',
-  help: `  --url URL    the predict API or a deployed Function URL (default: the local system's, else ${DEFAULT_PREDICT_URL})
-  --json       one JSON response per line`,
-  options: { url: { type: 'string' }, json: { type: 'boolean' } },
+  args: '<image...> [--mode auto|detect|whole] [--json] [--url URL]',
+  summary: 'estimate age and gender of every face in each image with the served model',
+  help: `  --mode MODE  auto (default): find faces, else read the whole image as one face (and say so);
+               detect: found faces only ("no face found" when none); whole: the image is one face crop
+  --json       one JSON line per image: { file, width, height, mode, fellBack, faces: [...], model }
+               (or { file, error }); without it, a table with one row per face
+  --url URL    the predict API or a deployed Function URL (default: the local system's, else ${DEFAULT_PREDICT_URL})`,
+  options: { url: { type: 'string' }, json: { type: 'boolean' }, mode: { type: 'string' } },
   async run(ctx) {
     if (ctx.positionals.length === 0) throw new UsageError('predict needs at least one image file')
+    const mode = parseMode(stringFlag(ctx, 'mode'))
     const endpoint = predictEndpoint(stringFlag(ctx, 'url') ?? (await defaultPredictUrl(ctx.io)))
-    let failures = 0
-    for (const file of ctx.positionals) {
-      const outcome = await predictOne(endpoint, resolve(ctx.io.cwd, file))
-      if (!outcome.ok) {
-        failures++
-        println(ctx.io.stderr, `${file}: ${outcome.error}`)
-        // Nothing listens there: every other image would fail the same way.
-        if (outcome.unreachable) return 1
-        continue
-      }
-      if (ctx.values['json']) println(ctx.io.stdout, JSON.stringify({ file, ...outcome.body }))
-      else println(ctx.io.stdout, describe(file, outcome.body))
+    const json = ctx.values['json'] === true
+    const { io } = ctx
+
+    const outcomes: Outcome[] = []
+    const ready: LocalImage[] = []
+    for (const [position, file] of ctx.positionals.entries()) {
+      const local = await readLocal(position, file, resolve(io.cwd, file))
+      if ('error' in local) outcomes.push(local)
+      else ready.push(local)
     }
-    return failures > 0 ? 1 : 0
+    for (const batch of batches(ready)) {
+      const answered = await predictBatch(endpoint, batch, mode)
+      outcomes.push(...answered)
+      // Nothing listens there: every other batch would fail the same way.
+      if (answered.some((o) => 'error' in o && o.unreachable)) break
+    }
+    // Back in the order the files were given.
+    outcomes.sort((a, b) => a.position - b.position)
+
+    for (const o of outcomes) if ('error' in o) println(io.stderr, `${o.file}: ${o.error}`)
+    const answers = outcomes.filter((o): o is Answered => !('error' in o))
+    if (json) {
+      for (const o of outcomes) {
+        if ('error' in o) println(io.stdout, JSON.stringify({ file: o.file, error: o.error }))
+        else {
+          const { width, height, mode, fellBack, faces } = o.image
+          println(io.stdout, JSON.stringify({ file: o.file, width, height, mode, fellBack, faces, model: o.model }))
+        }
+      }
+    } else if (answers.length > 0) {
+      println(io.stdout, faceTable(answers))
+      println(io.stdout, describeModels(answers))
+    }
+    return outcomes.some((o) => 'error' in o) ? 1 : 0
   },
+}
+
+function parseMode(value: string | undefined): FaceMode {
+  if (value === undefined) return 'auto'
+  if ((FACE_MODES as readonly string[]).includes(value)) return value as FaceMode
+  throw new UsageError(`--mode must be one of ${FACE_MODES.join(', ')}, got ${JSON.stringify(value)}`)
 }
 
 /** The base URL a user would pass, from the flag, the environment or the local system. */
@@ -67,65 +107,140 @@ export function predictEndpoint(base: string): string {
   return url.href
 }
 
-interface PredictBody {
-  readonly age: number
-  readonly gender: string
-  readonly genderProbability: number
-  readonly model?: { readonly runId?: string }
+/** What the API says about one image (see functions/predict/app.ts). */
+interface ImageBody {
+  readonly width: number
+  readonly height: number
+  readonly mode: FaceMode
+  readonly fellBack: boolean
+  readonly faces: readonly FaceAnswer[]
 }
 
-type Outcome =
-  | { readonly ok: true; readonly body: PredictBody }
-  | { readonly ok: false; readonly error: string; readonly unreachable?: boolean }
+interface ModelBody {
+  readonly runId?: string
+  readonly detector?: string | null
+  readonly ageInterval?: { readonly level: number } | null
+}
 
-async function predictOne(endpoint: string, path: string): Promise<Outcome> {
+interface LocalImage {
+  /** Where the file was on the command line. */
+  readonly position: number
+  readonly file: string
+  readonly bytes: Buffer
+  readonly type: string
+}
+
+type Answered = { readonly position: number; readonly file: string; readonly image: ImageBody; readonly model: ModelBody }
+type Failed = { readonly position: number; readonly file: string; readonly error: string; readonly unreachable?: boolean }
+type Outcome = Answered | Failed
+
+async function readLocal(position: number, file: string, path: string): Promise<LocalImage | Failed> {
   let bytes: Buffer
   try {
     bytes = await readFile(path)
   } catch (err) {
-    return { ok: false, error: `cannot read: ${(err as Error).message}` }
+    return { position, file, error: `cannot read: ${(err as Error).message}` }
   }
+  const format = sniffImageFormat(bytes)
+  if (!format) return { position, file, error: `not sent: the file is ${describeImageBytes(bytes)}, not JPEG, PNG or WebP` }
+  return { position, file, bytes, type: MEDIA_TYPES[format] }
+}
+
+/** Groups images into requests within the API's limits; a file over the byte budget goes alone. */
+export function* batches<T extends { readonly bytes: Uint8Array }>(images: readonly T[]): Generator<T[]> {
+  let batch: T[] = []
+  let bytes = 0
+  for (const image of images) {
+    const full = batch.length >= MAX_IMAGES_PER_REQUEST || bytes + image.bytes.byteLength > MAX_BYTES_PER_REQUEST
+    if (batch.length > 0 && full) {
+      yield batch
+      batch = []
+      bytes = 0
+    }
+    batch.push(image)
+    bytes += image.bytes.byteLength
+  }
+  if (batch.length > 0) yield batch
+}
+
+async function predictBatch(endpoint: string, batch: readonly LocalImage[], mode: FaceMode): Promise<Outcome[]> {
+  const all = (error: string, unreachable = false): Failed[] =>
+    batch.map((img) => ({ position: img.position, file: img.file, error, ...(unreachable ? { unreachable } : {}) }))
+  const form = new FormData()
+  for (const img of batch) form.append('image', new Blob([new Uint8Array(img.bytes)], { type: img.type }), basename(img.file))
+  const url = new URL(endpoint)
+  url.searchParams.set('mode', mode)
   let response: Response
   try {
-    response = await fetch(endpoint, { method: 'POST', headers: { 'content-type': contentTypeOf(bytes) }, body: bytes })
+    response = await fetch(url, { method: 'POST', body: form })
   } catch (err) {
     const inner = (err as { cause?: { code?: string; message?: string } }).cause
     const cause = inner?.code ?? inner?.message ?? (err as Error).message
-    return {
-      ok: false,
-      unreachable: true,
-      error: `no predict API at ${endpoint} (${cause}): is \`npm start\` running? Or pass --url`,
-    }
+    return all(`no predict API at ${endpoint} (${cause}): is \`npm start\` running? Or pass --url`, true)
   }
   const text = await response.text()
   let body: unknown
   try {
     body = JSON.parse(text)
   } catch {
-    return { ok: false, error: `HTTP ${response.status} from ${endpoint}: ${text.slice(0, 200)}` }
+    return all(`HTTP ${response.status} from ${endpoint}: ${text.slice(0, 200)}`)
   }
   if (!response.ok) {
     const e = (body as { error?: { message?: string; hint?: string } }).error
-    return { ok: false, error: `HTTP ${response.status}: ${e?.message ?? text.slice(0, 200)}${e?.hint ? ` (${e.hint})` : ''}` }
+    return all(`HTTP ${response.status}: ${e?.message ?? text.slice(0, 200)}${e?.hint ? ` (${e.hint})` : ''}`)
   }
-  const p = body as Partial<PredictBody>
-  if (typeof p.age !== 'number' || typeof p.gender !== 'string' || typeof p.genderProbability !== 'number') {
-    return { ok: false, error: `unexpected answer from ${endpoint}: ${text.slice(0, 200)}` }
+  const { images, model } = body as { images?: unknown; model?: ModelBody }
+  if (!Array.isArray(images) || images.length !== batch.length) {
+    return all(`unexpected answer from ${endpoint} (is it an older API?): ${text.slice(0, 200)}`)
   }
-  return { ok: true, body: p as PredictBody }
+  return batch.map((img, i): Outcome => {
+    const entry = images[i] as Partial<ImageBody> & { error?: { message?: string } }
+    const at = { position: img.position, file: img.file }
+    if (entry.error) return { ...at, error: entry.error.message ?? 'failed' }
+    if (!Array.isArray(entry.faces)) return { ...at, error: `unexpected answer: ${JSON.stringify(entry).slice(0, 200)}` }
+    return { ...at, image: entry as ImageBody, model: model ?? {} }
+  })
 }
 
-/** The format from the magic bytes, not the file name: the API refuses types it cannot decode anyway. */
-export function contentTypeOf(bytes: Uint8Array): string {
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'image/jpeg'
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'image/png'
-  if (Buffer.from(bytes.subarray(0, 4)).toString('latin1') === 'RIFF' && Buffer.from(bytes.subarray(8, 12)).toString('latin1') === 'WEBP') {
-    return 'image/webp'
+const HEADER = ['image', 'face', 'age', 'range', 'gender', 'box (x y w h)', 'found by']
+
+/** One row per face; an image without faces gets one row saying so. */
+export function faceTable(answers: readonly Answered[]): string {
+  const rows: string[][] = []
+  for (const { file, image } of answers) {
+    const name = basename(file)
+    if (image.faces.length === 0) {
+      rows.push([name, '-', '', '', '', '', 'no face found'])
+      continue
+    }
+    image.faces.forEach((face, i) => {
+      const confidence = face.gender === 'female' ? face.genderProbability : 1 - face.genderProbability
+      const range = face.ageRange
+        ? `${face.ageRange.low.toFixed(1)}–${face.ageRange.high.toFixed(1)} (${Math.round(face.ageRange.level * 100)}%)`
+        : '-'
+      const { x, y, width, height } = face.box
+      const how =
+        face.method === 'detector'
+          ? `detector ${face.score?.toFixed(2) ?? ''}`.trim()
+          : image.fellBack
+            ? 'whole image (no face found)'
+            : 'whole image'
+      rows.push([name, String(i + 1), face.age.toFixed(1), range, `${face.gender} ${formatPercent(confidence)}`, `${x} ${y} ${width} ${height}`, how])
+    })
   }
-  return 'application/octet-stream'
+  return table(HEADER, rows)
 }
 
-function describe(file: string, p: PredictBody): string {
-  const confidence = p.gender === 'female' ? p.genderProbability : 1 - p.genderProbability
-  return `${basename(file)}: age ${p.age.toFixed(1)}, ${p.gender} (${formatPercent(confidence)})${p.model?.runId ? `  [model ${p.model.runId}]` : ''}`
+/** `model run-x · face detector d · ages with 90% ranges`, once per distinct model. */
+function describeModels(answers: readonly Answered[]): string {
+  const seen = new Map<string, string>()
+  for (const { model } of answers) {
+    const text = [
+      `model ${model.runId ?? '?'}`,
+      model.detector ? `face detector ${model.detector}` : 'no face detector',
+      model.ageInterval ? `age ranges at ${Math.round(model.ageInterval.level * 100)}%` : 'no calibrated age ranges',
+    ].join(' · ')
+    seen.set(text, text)
+  }
+  return [...seen.values()].join('\n')
 }

@@ -8,6 +8,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 
 export type ErrorCode =
   | 'missing_image'
+  | 'too_many_images'
+  | 'bad_mode'
+  | 'mode_unavailable'
   | 'unreadable_image'
   | 'bad_base64'
   | 'malformed_json'

@@ -8,12 +8,16 @@
  * - A failed refresh keeps serving the model it has, logs, and is retried after the same interval. A failed
  *   first load is a {@link ModelLoadError}; with nothing promoted at all it is a {@link NoModelError}.
  * - After a swap the old model is disposed once the last request using it is done ({@link ModelSource.use}).
+ * - The face detector (optional `detector` factory) is loaded once per container, with the first model, and
+ *   shared by every model served after it. A detector that fails to load is logged and retried with the next
+ *   model load; meanwhile the model serves without one (`auto` answers for the whole image and says so).
  *
  * A missing `models/latest.json` reads as 403 AccessDenied on S3 when the role may not list the bucket
  * (see infra/predict-api.ts): both 403 and 404 mean "nothing promoted yet".
  * @module
  */
 import { z } from 'zod'
+import { FacePipeline, type FaceDetector } from '../../core/faces.js'
 import { loadInferenceModel } from '../../core/inference-model.js'
 import type { ModelMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
@@ -51,6 +55,8 @@ export type MetricsSummary = z.infer<typeof MetricsSummary>
 
 export interface ServedModel {
   readonly predictor: Predictor
+  /** The predictor behind the face detector (when there is one): what `/predict` runs. */
+  readonly faces: FacePipeline
   readonly meta: ModelMeta
   readonly promotion: Promotion
   /** From `<modelPrefix>metrics.json`; absent when the promotion has none or it is unreadable. */
@@ -96,6 +102,8 @@ export interface ModelSourceOptions {
   readonly log?: Log
   /** Milliseconds clock, for tests. @default Date.now */
   readonly now?: () => number
+  /** Loads the face detector; called once per container (again only after a failure). @default - none */
+  readonly detector?: () => Promise<FaceDetector>
 }
 
 interface Entry {
@@ -119,6 +127,8 @@ export class ModelSource implements ModelProvider {
   private failedAt: number | undefined
   private lastError: Error | undefined
   private pending: Promise<void> | undefined
+  private readonly loadDetector: (() => Promise<FaceDetector>) | undefined
+  private detector: Promise<FaceDetector> | undefined
 
   constructor(options: ModelSourceOptions) {
     const seconds = options.refreshSeconds ?? 60
@@ -127,6 +137,7 @@ export class ModelSource implements ModelProvider {
     this.refreshMs = seconds * 1000
     this.log = options.log ?? jsonLineLog
     this.now = options.now ?? Date.now
+    this.loadDetector = options.detector
   }
 
   async use<T>(fn: (model: ServedModel) => Promise<T>): Promise<T> {
@@ -231,15 +242,18 @@ export class ModelSource implements ModelProvider {
   private async load(promotion: Promotion): Promise<ServedModel> {
     const t0 = performance.now()
     const prefix = promotion.modelPrefix.endsWith('/') ? promotion.modelPrefix : `${promotion.modelPrefix}/`
-    const { model, meta } = await loadInferenceModel(this.store, prefix) // BatchNorm folded: same outputs, faster
+    // BatchNorm folded: same outputs, faster
+    const [{ model, meta }, detector] = await Promise.all([loadInferenceModel(this.store, prefix), this.faceDetector()])
     try {
       const predictor = new Predictor(model, meta)
       predictor.warmUp()
+      const faces = new FacePipeline({ predictor, ...(detector ? { detector } : {}) })
       const metrics = await this.readMetrics(`${prefix}metrics.json`)
       const loadSeconds = (performance.now() - t0) / 1000
       this.log({ level: 'INFO', message: 'model loaded', runId: promotion.runId, prefix, loadSeconds })
       return {
         predictor,
+        faces,
         meta,
         promotion,
         ...(metrics ? { metrics } : {}),
@@ -249,6 +263,23 @@ export class ModelSource implements ModelProvider {
     } catch (err) {
       model.dispose()
       throw err
+    }
+  }
+
+  /** The shared detector, loading it on first use; `undefined` when there is none or it failed to load. */
+  private async faceDetector(): Promise<FaceDetector | undefined> {
+    if (!this.loadDetector) return undefined
+    const loading = (this.detector ??= this.loadDetector())
+    try {
+      return await loading
+    } catch (err) {
+      if (this.detector === loading) this.detector = undefined
+      this.log({
+        level: 'ERROR',
+        message: 'face detector failed to load; serving without one (auto answers for the whole image)',
+        error: (err as Error).message,
+      })
+      return undefined
     }
   }
 

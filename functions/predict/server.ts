@@ -13,6 +13,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { initEngine } from '../../core/engine/index.js'
+import type { FaceDetector } from '../../core/faces.js'
 import { storeFromUri, type ObjectStore } from '../../core/store/index.js'
 import { createApp } from './app.js'
 import { parseServerConfig } from './config.js'
@@ -27,6 +28,8 @@ export interface PredictServerOptions {
   readonly hostname?: string
   /** Least time between two reads of `models/latest.json`. @default 60 */
   readonly refreshSeconds?: number
+  /** Loads the face detector (once). @default - none: `auto` answers for the whole image */
+  readonly detector?: () => Promise<FaceDetector>
 }
 
 export interface PredictServer {
@@ -50,6 +53,7 @@ export async function startPredictServer(options: PredictServerOptions): Promise
   const models = new ModelSource({
     store: options.store,
     ...(options.refreshSeconds === undefined ? {} : { refreshSeconds: options.refreshSeconds }),
+    ...(options.detector ? { detector: options.detector } : {}),
   })
   const server = createAdaptorServer({ fetch: createApp({ models }).fetch }) as Server
   await new Promise<void>((resolve, reject) => {

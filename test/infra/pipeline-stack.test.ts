@@ -355,8 +355,8 @@ describe('functions', () => {
     })
   })
 
-  it('bundle predict with sharp and the wasm binaries beside the code', () => {
-    // GIVEN the synthesized predict asset  THEN it holds sharp's native packages and the .wasm files
+  it('bundle predict with sharp, the wasm binaries and the page beside the code', () => {
+    // GIVEN the synthesized predict asset  THEN it holds sharp's native packages, the .wasm files and the page
     const fn = byDefault.template.toJSON().Resources[logicalId(byDefault.stack.predict.fn)]
     const key = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '')
     const dir = `${byDefault.app.synth().directory}/asset.${key}`
@@ -365,6 +365,7 @@ describe('functions', () => {
     }
     expect(readdirSync(`${dir}/wasm`).filter((f) => f.endsWith('.wasm')).length).toBeGreaterThanOrEqual(1)
     expect(existsSync(`${dir}/index.mjs`)).toBe(true)
+    for (const file of ['index.html', 'page.js', 'page.css']) expect(existsSync(`${dir}/page/${file}`), file).toBe(true)
   })
 })
 

@@ -84,10 +84,12 @@ describe('local system', () => {
     expect((await s.store.list(`models/${firstRunId}/`)).length).toBeGreaterThan(0)
     // the predict server picks the promotion up and answers with that run's model
     const answer = await predictWith(s, images[0]!.bytes, firstRunId)
-    expect(answer.age).toBeGreaterThan(0)
-    expect(['male', 'female']).toContain(answer.gender)
-    expect(answer.genderProbability).toBeGreaterThanOrEqual(0)
-    expect(answer.genderProbability).toBeLessThanOrEqual(1)
+    expect(answer.images).toHaveLength(1)
+    const [face] = answer.images[0]!.faces
+    expect(face!.age).toBeGreaterThan(0)
+    expect(['male', 'female']).toContain(face!.gender)
+    expect(face!.genderProbability).toBeGreaterThanOrEqual(0)
+    expect(face!.genderProbability).toBeLessThanOrEqual(1)
   })
 
   it('fails a run on an archive of corrupt images with the reason, and keeps serving the previous model', { timeout: 120_000 }, async () => {
@@ -146,9 +148,7 @@ describe('local system', () => {
 })
 
 interface PredictAnswer {
-  age: number
-  gender: string
-  genderProbability: number
+  images: { faces: { age: number; gender: string; genderProbability: number }[] }[]
   model: { runId: string }
 }
 

@@ -10,7 +10,7 @@ import type { LambdaEvent } from 'hono/aws-lambda'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { S3Store } from '../../../core/store/s3-store.js'
 import { useTestS3 } from '../../support/s3-server.js'
-import { predictDirectly, promote, saveTinyModel } from './models.js'
+import { analyzeDirectly, onTheWire, promote, saveTinyModel } from './models.js'
 
 const BUCKET = 'agegender-models'
 const REFRESH_SECONDS = 1
@@ -57,25 +57,35 @@ describe('predict Lambda behind a Function URL', () => {
     expect(health).toMatchObject({ statusCode: 200, body: { status: 'ok', model: { loaded: false } } })
   })
 
-  it('predicts from a base64-encoded JPEG body exactly as the core Predictor does', async () => {
+  it('predicts from a base64-encoded JPEG body exactly as the core face pipeline does', async () => {
     await saveTinyModel(store, 'run-a', 1)
     await promote(store, 'run-a')
-    const direct = await predictDirectly(store, 'run-a', fixtureImage())
+    const direct = await analyzeDirectly(store, 'run-a', fixtureImage())
     const res = await invoke('predict-jpeg')
     expect(res).toEqual({
       statusCode: 200,
       body: {
-        age: Math.round(direct.age * 10) / 10,
-        gender: direct.gender,
-        genderProbability: Math.round(direct.genderProbability * 1e4) / 1e4,
-        model: expect.objectContaining({ runId: 'run-a', inputSize: 32 }),
+        images: [{ index: 0, ...direct, faces: direct.faces.map(onTheWire) }],
+        model: expect.objectContaining({ runId: 'run-a', inputSize: 32, detector: null }),
       },
     })
   })
 
+  it('serves the page at GET /, with its Content-Security-Policy', async () => {
+    const event = fixture('healthz')
+    event.rawPath = '/'
+    event.requestContext.http.path = '/'
+    const result = await handler(event)
+    expect(result.statusCode).toBe(200)
+    expect(result.headers?.['content-type']).toBe('text/html; charset=utf-8')
+    expect(result.headers?.['content-security-policy']).toContain("default-src 'none'")
+    expect(result.body).toContain('<canvas id="canvas">')
+  })
+
   it('gives the same answer for the multipart and JSON data: URL shapes of the same image', async () => {
-    const reference = (await invoke('predict-jpeg')).body
-    expect(await invoke('predict-multipart')).toEqual({ statusCode: 200, body: reference })
+    const reference = (await invoke('predict-jpeg')).body as { images: object[] }
+    const withName = { ...reference, images: [{ ...reference.images[0], name: 'face.jpg' }] }
+    expect(await invoke('predict-multipart')).toEqual({ statusCode: 200, body: withName })
     expect(await invoke('predict-json')).toEqual({ statusCode: 200, body: reference })
   })
 
@@ -100,6 +110,7 @@ describe('predict Lambda behind a Function URL', () => {
     await new Promise((resolve) => setTimeout(resolve, REFRESH_SECONDS * 1000 + 100))
     const res = await invoke('predict-jpeg')
     expect(res.body['model']).toMatchObject({ runId: 'run-b' })
-    expect(res.body['age']).toBe(Math.round((await predictDirectly(store, 'run-b', fixtureImage())).age * 10) / 10)
+    const direct = await analyzeDirectly(store, 'run-b', fixtureImage())
+    expect(res.body['images']).toEqual([{ index: 0, ...direct, faces: direct.faces.map(onTheWire) }])
   })
 })

@@ -9,9 +9,11 @@ import type { ObjectStore } from '../../../core/store/object-store.js'
 import { S3Store } from '../../../core/store/s3-store.js'
 import { createApp } from '../../../functions/predict/app.js'
 import { ModelLoadError, ModelSource, NoModelError, type Log } from '../../../functions/predict/model-source.js'
+import type { FaceDetector } from '../../../core/faces.js'
 import { makeImages } from '../../support/images.js'
+import { squareDetector } from '../../support/square-detector.js'
 import { useTestS3 } from '../../support/s3-server.js'
-import { predictDirectly, promote, saveTinyModel } from './models.js'
+import { analyzeDirectly, promote, saveTinyModel } from './models.js'
 
 const s3 = useTestS3('predict-models')
 let s3Store: S3Store
@@ -98,7 +100,8 @@ describe('ModelSource', () => {
       await held
       return m.predictor.predictImages([jpeg])
     })
-    await vi.waitFor(() => expect(dispose).toBeDefined())
+    // the first load (download + warm-up) may take seconds on a busy machine: wait for it, not for 1 s
+    await vi.waitFor(() => expect(dispose).toBeDefined(), { timeout: 60_000, interval: 50 })
     await promote(s3Store, 'run-2')
     advance(2)
     expect((await source.current()).promotion.runId).toBe('run-2')
@@ -141,6 +144,44 @@ describe('ModelSource', () => {
   })
 })
 
+describe('ModelSource with a face detector', () => {
+  it('loads the detector once and shares it across model swaps', async () => {
+    await promote(s3Store, 'run-1')
+    let now = 0
+    const detector = vi.fn(async () => squareDetector)
+    const source = new ModelSource({ store: s3Store, refreshSeconds: 10, log: vi.fn(), now: () => now, detector })
+    const first = await source.current()
+    expect(first.faces.detector).toBe(squareDetector)
+    await promote(s3Store, 'run-2')
+    now += 11_000
+    const second = await source.current()
+    expect(second.promotion.runId).toBe('run-2')
+    expect(second.faces.detector).toBe(squareDetector)
+    expect(second.faces.predictor).toBe(second.predictor)
+    expect(detector).toHaveBeenCalledOnce()
+  })
+
+  it('serves without a detector when it fails to load, logs why, and tries again with the next model', async () => {
+    await promote(s3Store, 'run-1')
+    let now = 0
+    const detector = vi
+      .fn<() => Promise<FaceDetector>>()
+      .mockRejectedValueOnce(new Error('weights missing'))
+      .mockResolvedValue(squareDetector)
+    const log = vi.fn<Log>()
+    const source = new ModelSource({ store: s3Store, refreshSeconds: 10, log, now: () => now, detector })
+    const first = await source.current()
+    expect(first.faces.detector).toBeUndefined()
+    expect(log).toHaveBeenCalledWith(expect.objectContaining({ level: 'ERROR', error: 'weights missing' }))
+    // auto still answers, for the whole image, and says it fell back
+    expect(await first.faces.analyze(jpeg, 'auto')).toMatchObject({ fellBack: true, faces: [{ method: 'whole-image' }] })
+    await promote(s3Store, 'run-2')
+    now += 11_000
+    expect((await source.current()).faces.detector).toBe(squareDetector)
+    expect(detector).toHaveBeenCalledTimes(2)
+  })
+})
+
 describe('predict app across a promotion', () => {
   it('answers with the new runId after the refresh interval, with the new model\'s predictions', async () => {
     await promote(s3Store, 'run-1')
@@ -150,7 +191,8 @@ describe('predict app across a promotion', () => {
       const headers = { 'content-type': 'image/jpeg' }
       const res = await app.request('/predict', { method: 'POST', headers, body: jpeg })
       expect(res.status).toBe(200)
-      return (await res.json()) as { age: number; model: { runId: string } }
+      const body = (await res.json()) as { images: { faces: { age: number }[] }[]; model: { runId: string } }
+      return { age: body.images[0]!.faces[0]!.age, model: body.model }
     }
     expect((await ask()).model.runId).toBe('run-1')
     await promote(s3Store, 'run-2')
@@ -158,6 +200,6 @@ describe('predict app across a promotion', () => {
     advance(61)
     const after = await ask()
     expect(after.model.runId).toBe('run-2')
-    expect(after.age).toBe(Math.round((await predictDirectly(s3Store, 'run-2', jpeg)).age * 10) / 10)
+    expect(after.age).toBe(Math.round((await analyzeDirectly(s3Store, 'run-2', jpeg)).faces[0]!.age * 10) / 10)
   })
 })

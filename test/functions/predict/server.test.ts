@@ -11,7 +11,7 @@ import { FolderStore } from '../../../core/store/folder-store.js'
 import { ConfigError, parseLambdaConfig, parseServerConfig } from '../../../functions/predict/config.js'
 import { startPredictServer, type PredictServer } from '../../../functions/predict/server.js'
 import { makeImages } from '../../support/images.js'
-import { predictDirectly, promote, saveTinyModel } from './models.js'
+import { analyzeDirectly, onTheWire, promote, saveTinyModel } from './models.js'
 
 describe('startPredictServer', () => {
   let dir: string
@@ -40,8 +40,11 @@ describe('startPredictServer', () => {
     const headers = { 'content-type': 'image/jpeg' }
     const res = await fetch(`${server.url}/predict`, { method: 'POST', headers, body: jpeg })
     expect(res.status).toBe(200)
-    const direct = await predictDirectly(store, 'run-local', jpeg)
-    expect(await res.json()).toMatchObject({ age: Math.round(direct.age * 10) / 10, model: { runId: 'run-local' } })
+    const direct = await analyzeDirectly(store, 'run-local', jpeg)
+    expect(await res.json()).toMatchObject({
+      images: [{ index: 0, ...direct, faces: direct.faces.map(onTheWire) }],
+      model: { runId: 'run-local' },
+    })
   })
 
   it('accepts a multipart upload as a browser form sends it', async () => {
