@@ -4,8 +4,10 @@
  *
  * - The kind comes from the magic bytes (zip `PK\x03\x04`, gzip `1f 8b`, tar `ustar` at offset 257), then from
  *   the name's suffix, so a misnamed upload still reads and a corrupt one gets the error of its named kind.
- * - Only regular files come out. Folders are passed over; symlinks, devices, encrypted zip entries and files
- *   over `maxEntryBytes` are reported through `onSkip` (`not-a-file`, `encrypted`, `too-large`). Metadata such
+ * - Only regular files come out. Folders are passed over; devices, sockets, archived symlinks, encrypted zip
+ *   entries and files over `maxEntryBytes` are reported through `onSkip` (`not-a-file`, `encrypted`,
+ *   `too-large`). In a folder, symlinks are followed to their files and folders; a broken one is reported as
+ *   `broken-link`. Metadata such
  *   as `__MACOSX/` and dot-files is passed over silently ({@link isJunkPath}): it is not data.
  * - Entries come out in archive order (folders: sorted paths). A `labels.csv` is an ordinary entry; since it
  *   may come after the images in a tar stream, the caller collects entries and applies it at the end
@@ -16,7 +18,7 @@
  * @module
  */
 import { createReadStream } from 'node:fs'
-import { lstat, open, readdir, readFile, stat } from 'node:fs/promises'
+import { open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, Transform, pipeline } from 'node:stream'
 import { createGunzip } from 'node:zlib'
@@ -37,7 +39,7 @@ export interface DatasetEntry {
   readonly bytes: Buffer
 }
 
-export type EntrySkipReason = 'too-large' | 'not-a-file' | 'encrypted'
+export type EntrySkipReason = 'too-large' | 'not-a-file' | 'encrypted' | 'broken-link'
 
 export interface ReadOptions {
   /** Entries larger than this are skipped and reported; default {@link DEFAULT_MAX_ENTRY_BYTES}. */
@@ -208,19 +210,26 @@ const FOLDER_READ_AHEAD = 16
 
 async function* readFolder(root: string, opts: ReadOptions & { maxEntryBytes: number }): AsyncGenerator<DatasetEntry> {
   const files: Array<{ name: string; path: string; size: number }> = []
+  // Symlinks are followed (ML users build subsets as folders of links); a folder reached twice is read once.
+  const seen = new Set<string>()
   const walk = async (dir: string, prefix: string): Promise<void> => {
+    const real = await realpath(dir)
+    if (seen.has(real)) return
+    seen.add(real)
     const dirents = await readdir(dir, { withFileTypes: true })
     dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    const stats = await Promise.all(
-      dirents.map((d) => (d.isFile() ? lstat(join(dir, d.name)).then((s) => s.size) : Promise.resolve(0)))
+    const targets = await Promise.all(
+      dirents.map((d) => (d.isFile() || d.isSymbolicLink() ? stat(join(dir, d.name)).catch(() => undefined) : Promise.resolve(undefined)))
     )
     for (const [i, d] of dirents.entries()) {
       const name = prefix + d.name
       if (isJunkPath(name)) continue
-      if (d.isDirectory()) await walk(join(dir, d.name), `${name}/`)
-      else if (!d.isFile()) opts.onSkip?.(name, 'not-a-file')
-      else if (stats[i]! > opts.maxEntryBytes) opts.onSkip?.(name, 'too-large')
-      else files.push({ name, path: join(dir, d.name), size: stats[i]! })
+      const target = targets[i]
+      if (d.isDirectory() || (d.isSymbolicLink() && target?.isDirectory())) await walk(join(dir, d.name), `${name}/`)
+      else if (d.isSymbolicLink() && target === undefined) opts.onSkip?.(name, 'broken-link')
+      else if (!target?.isFile()) opts.onSkip?.(name, 'not-a-file')
+      else if (target.size > opts.maxEntryBytes) opts.onSkip?.(name, 'too-large')
+      else files.push({ name, path: join(dir, d.name), size: target.size })
     }
   }
   try {
