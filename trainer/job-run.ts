@@ -32,6 +32,9 @@ const JobEnv = z
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
     AGEGENDER_BACKEND: z.string().default('auto'),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
+    /** Caps on the dataset: total uncompressed bytes and entry count (see trainer/dataset-source.ts). */
+    DATASET_MAX_BYTES: z.coerce.number().int().positive().optional(),
+    DATASET_MAX_ENTRIES: z.coerce.number().int().positive().optional(),
   })
   .refine((e) => e.STORE_URI || e.STORE_BUCKET, 'set STORE_BUCKET (or STORE_URI)')
 
@@ -44,6 +47,8 @@ export interface JobEnv {
   readonly backend: string
   readonly attempt: number
   readonly settings: Record<string, string>
+  /** Caps on the dataset read; unset ones take the reader's defaults. */
+  readonly datasetLimits: { readonly maxTotalBytes?: number; readonly maxEntries?: number }
 }
 
 /** Validates the job environment once; throws naming each bad or missing variable. */
@@ -74,6 +79,10 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
     backend: e.AGEGENDER_BACKEND,
     attempt: e.AWS_BATCH_JOB_ATTEMPT ?? 1,
     settings,
+    datasetLimits: {
+      ...(e.DATASET_MAX_BYTES ? { maxTotalBytes: e.DATASET_MAX_BYTES } : {}),
+      ...(e.DATASET_MAX_ENTRIES ? { maxEntries: e.DATASET_MAX_ENTRIES } : {}),
+    },
   }
 }
 
@@ -111,7 +120,7 @@ export async function runJob(options: RunJobOptions): Promise<boolean> {
     const config = parseTrainConfig(env.settings)
     const stream = await store.getStream(env.datasetKey)
     if (!stream) throw new Error(`dataset ${env.datasetKey} not found in ${store.location}`)
-    const { items, dataset } = await loadDatasetForTraining({ stream, name: env.datasetKey })
+    const { items, dataset } = await loadDatasetForTraining({ stream, name: env.datasetKey }, log, env.datasetLimits)
     options.signal?.throwIfAborted()
     await setStatus({ reason: `training on ${items.length} images`, epoch: 0, epochs: config.epochs })
     const metrics = await train({

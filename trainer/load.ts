@@ -2,19 +2,21 @@
  * Reads a dataset for training, with progress, into the items and description {@link train} takes.
  * @module
  */
-import { loadDataset } from './dataset.js'
+import { loadDataset, type LoadOptions } from './dataset.js'
 import type { DatasetSource } from './dataset-source.js'
 import { createProgress } from './progress.js'
 import type { DatasetInfo, TrainItem } from './train.js'
 
 export async function loadDatasetForTraining(
   source: DatasetSource,
-  log: (line: string) => void = (line) => process.stderr.write(line + '\n')
+  log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  limits: Pick<LoadOptions, 'maxTotalBytes' | 'maxEntries'> = {}
 ): Promise<{ items: TrainItem[]; dataset: DatasetInfo }> {
   const start = performance.now()
   const label = 'path' in source ? source.path : source.name
   let bar: ReturnType<typeof createProgress> | undefined
   const loaded = await loadDataset(source, {
+    ...limits,
     onProgress: (read, total) => {
       if (!total) return
       bar ??= createProgress({ label: 'read', total: Math.ceil(total / 2 ** 20), write: log })
