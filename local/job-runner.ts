@@ -6,8 +6,9 @@
  * - One job at a time, in submission order: training uses every core there is.
  * - A job starts only once its `queued` status exists: `submitRun` writes it after `submit()` returns, and a
  *   job starting first would see its `running` overwritten by `queued`.
- * - Child output is printed line by line, prefixed with the run id, and saved to `runs/<runId>/log.txt`
- *   (what CloudWatch Logs is for a Batch job).
+ * - Child output is printed line by line, prefixed with the run id, and streamed to `runs/<runId>/log.txt`
+ *   (what CloudWatch Logs is for a Batch job) while the job runs: rewritten every `logFlushMs` when there is
+ *   news, after the earlier attempts' output, so a kill -9 of the runner loses at most that much.
  * - A job that dies without recording an outcome (crash, OOM, bad environment) gets status `failed` with
  *   the exit code and its last output line, so no run stays `running`.
  * - `stop()` sends SIGTERM (the job fails its run with "stopped by SIGTERM" at its next epoch boundary), kills
@@ -49,6 +50,8 @@ export interface JobRunnerOptions {
   readonly stopGraceMs?: number
   /** How long a job waits for its `queued` status before starting anyway. @default 30000 */
   readonly statusWaitMs?: number
+  /** How often new job output is written to `log.txt` while the job runs. @default 2000 */
+  readonly logFlushMs?: number
 }
 
 export interface SubmitOptions {
@@ -135,7 +138,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     // Its own process group: a Ctrl-C in the terminal reaches only `npm start`, which then stops the job
     // in order (SIGTERM, grace, status) instead of the job racing it.
     const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-    const output = collectOutput(child, runId, log)
+    const output = collectOutput(child, runId, log, { store: options.store, job, flushMs: options.logFlushMs ?? 2000 })
     // If this process exits abruptly, do not leave a training job running without its S3 server.
     const killOnExit = () => child.kill('SIGKILL')
     process.once('exit', killOnExit)
@@ -148,7 +151,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     process.removeListener('exit', killOnExit)
     const stopping = current.stopping
     current = undefined
-    await output.save(options.store, job)
+    await output.save()
     const how = result.error ? `could not start: ${result.error.message}` : describeExit(result.code, result.signal)
     log(`[runner] ${runId}: job ${how}`)
     await settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 })
@@ -248,15 +251,48 @@ function baseStatus(job: Job, status: RunStatus | undefined, now: string): Omit<
 
 interface CollectedOutput {
   lastLine(): string | undefined
-  save(store: ObjectStore, job: Job): Promise<void>
+  /** Waits for the output to end and writes the whole of it. */
+  save(): Promise<void>
 }
 
-/** Prints the child's lines with a prefix and keeps them for log.txt. */
-function collectOutput(child: ChildProcess, runId: string, log: (line: string) => void): CollectedOutput {
+/**
+ * Prints the child's lines with a prefix and streams them to log.txt, after the earlier attempts' output:
+ * a write every `flushMs` while there is news (S3 has no append: the object is rewritten), and one at the end.
+ */
+function collectOutput(
+  child: ChildProcess,
+  runId: string,
+  log: (line: string) => void,
+  target: { store: ObjectStore; job: Job; flushMs: number }
+): CollectedOutput {
   const lines: string[] = []
   let bytes = 0
   let last: string | undefined
+  let dirty = false
   const closed: Promise<void>[] = []
+  const key = runKeys(runId).log
+  // Earlier attempts' output, read once: a resumed run keeps its whole history.
+  const before = target.store.get(key).then(
+    (b) => (b ? Buffer.from(b).toString('utf8') : ''),
+    () => ''
+  )
+  const header = `--- attempt ${target.job.attempt} (${target.job.jobId}) ---\n`
+  let writing = Promise.resolve()
+  let warned = false
+  const flush = () => {
+    if (!dirty) return writing
+    dirty = false
+    const body = lines.join('\n') + '\n'
+    writing = writing.then(async () => {
+      await target.store.put(key, (await before) + header + body, { contentType: 'text/plain; charset=utf-8' }).catch((err: unknown) => {
+        if (!warned) log(`[runner] ${runId}: could not write log.txt: ${errorText(err)}`)
+        warned = true
+      })
+    })
+    return writing
+  }
+  const timer = setInterval(() => void flush(), target.flushMs)
+  timer.unref()
   for (const stream of [child.stdout, child.stderr]) {
     if (!stream) continue
     const reader = createInterface({ input: stream, crlfDelay: Infinity })
@@ -264,6 +300,7 @@ function collectOutput(child: ChildProcess, runId: string, log: (line: string) =
       log(`[${runId}] ${line}`)
       if (line.trim() !== '') last = line.trim()
       lines.push(line)
+      dirty = true
       bytes += line.length + 1
       while (bytes > LOG_LIMIT_BYTES && lines.length > 1) bytes -= lines.shift()!.length + 1
     })
@@ -271,16 +308,11 @@ function collectOutput(child: ChildProcess, runId: string, log: (line: string) =
   }
   return {
     lastLine: () => last,
-    async save(store, job) {
+    async save() {
       await Promise.all(closed)
-      const key = runKeys(runId).log
-      // Append to earlier attempts' output: a resumed run keeps its whole history.
-      const before = await store.get(key).catch(() => undefined)
-      const header = `--- attempt ${job.attempt} (${job.jobId}) ---\n`
-      const text = (before ? Buffer.from(before).toString('utf8') : '') + header + lines.join('\n') + '\n'
-      await store.put(key, text, { contentType: 'text/plain; charset=utf-8' }).catch((err: unknown) => {
-        log(`[runner] ${runId}: could not save log.txt: ${errorText(err)}`)
-      })
+      clearInterval(timer)
+      dirty = true
+      await flush()
     },
   }
 }

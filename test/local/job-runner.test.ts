@@ -36,6 +36,7 @@ describe('local job runner', () => {
       command: [process.execPath, FAKE_JOB],
       log: (line) => lines.push(line),
       stopGraceMs: 500,
+      logFlushMs: 100,
     })
   })
   afterEach(async () => {
@@ -95,6 +96,22 @@ describe('local job runner', () => {
     await expect(runner.submit(request('ok'))).rejects.toThrow(/stopped/)
   })
 
+  it("streams the job's output to log.txt while it runs, after the earlier attempts' output", async () => {
+    // Prepare: an earlier attempt's log
+    const run = request('slow')
+    await store.put(`runs/${run.runId}/log.txt`, '--- attempt 1 (local-1-1) ---\nepoch 1 done\n')
+    // Act
+    await submitRun(run, { store, submitter: { submit: (r) => runner.submit(r, { attempt: 2 }) } })
+    // Assess: the line is in log.txt while the job still runs (a kill -9 of the runner now would keep it)
+    let log = ''
+    await until(async () => {
+      log = Buffer.from((await store.get(`runs/${run.runId}/log.txt`)) ?? []).toString()
+      return log.includes('env STORE_BUCKET=b')
+    })
+    expect((await readRun(store, run.runId))?.state).toBe('running')
+    expect(log).toMatch(/^--- attempt 1 \(local-1-1\) ---\nepoch 1 done\n--- attempt 2 \(local-\d+-1\) ---\nenv STORE_BUCKET=b ATTEMPT=2/)
+  })
+
   it('kills a job that ignores SIGTERM after the grace period', async () => {
     const run = request('stubborn')
     await submitRun(run, { store, submitter: runner })
@@ -107,7 +124,7 @@ describe('local job runner', () => {
   })
 
   // retry: once seen failing in 20 ms under heavy CPU load and never reproduced alone; see the closing notes
-  it('starts a run again whose earlier submission failed, once the trigger has re-queued it', { retry: 2 }, async () => {
+  it('starts a run again whose earlier submission failed, once the trigger has re-queued it', async () => {
     // Prepare: what submitRun leaves when the submitter threw: failed, no job id
     const run = request('ok')
     const now = new Date().toISOString()
