@@ -132,6 +132,8 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       ...baseEnv(),
       ...runEnvironment(job.run),
       ...(job.attempt > 1 ? { AWS_BATCH_JOB_ATTEMPT: String(job.attempt) } : {}),
+      // as Batch does: the job records which attempt's job it is
+      AWS_BATCH_JOB_ID: job.jobId,
     }
     log(`[runner] ${runId}: starting (job ${job.jobId}${job.attempt > 1 ? `, attempt ${job.attempt}, resuming` : ''})`)
     const [file, ...args] = command
@@ -244,8 +246,9 @@ function baseStatus(job: Job, status: RunStatus | undefined, now: string): Omit<
       dataset: { key: run.datasetKey, ...(run.versionId ? { versionId: run.versionId } : {}), ...(run.etag ? { etag: run.etag } : {}) },
       createdAt: now,
     }),
-    jobId: status?.jobId ?? job.jobId,
-    attempt: status?.attempt ?? job.attempt,
+    // this attempt's job: the one whose ending is being recorded
+    jobId: job.jobId,
+    attempt: job.attempt,
   }
 }
 
