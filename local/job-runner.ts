@@ -52,6 +52,13 @@ export interface JobRunnerOptions {
   readonly statusWaitMs?: number
   /** How often new job output is written to `log.txt` while the job runs. @default 2000 */
   readonly logFlushMs?: number
+  /**
+   * Attempts a run gets when its job is killed by SIGKILL from outside (the local stand-in for a Spot reclaim,
+   * which the Batch retry strategy retries): the next attempt resumes from the last epoch checkpoint. @default 3
+   */
+  readonly maxAttempts?: number
+  /** How long the runner keeps trying to record a job's outcome while S3 is unreachable. @default 60000 */
+  readonly statusRetryMs?: number
 }
 
 export interface SubmitOptions {
@@ -67,6 +74,8 @@ export interface JobRunner extends JobSubmitter {
   idle(): Promise<void>
   /** Stops the running job (see the module header) and drops the queue; submitting afterwards fails. */
   stop(): Promise<void>
+  /** The job running now, with its process id. */
+  readonly running: { readonly runId: string; readonly jobId: string; readonly attempt: number; readonly pid: number | undefined } | undefined
 }
 
 interface Job {
@@ -139,7 +148,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const [file, ...args] = command
     // Its own process group: a Ctrl-C in the terminal reaches only `npm start`, which then stops the job
     // in order (SIGTERM, grace, status) instead of the job racing it.
-    const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    // An IPC channel the job only watches: if this process dies (kill -9), the job sees it close and exits at
+    // once, leaving its run `running` for the next start to resume instead of training on unattended.
+    const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
     const output = collectOutput(child, runId, log, { store: options.store, job, flushMs: options.logFlushMs ?? 2000 })
     // If this process exits abruptly, do not leave a training job running without its S3 server.
     const killOnExit = () => child.kill('SIGKILL')
@@ -156,7 +167,43 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     await output.save()
     const how = result.error ? `could not start: ${result.error.message}` : describeExit(result.code, result.signal)
     log(`[runner] ${runId}: job ${how}`)
-    await settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 })
+    const maxAttempts = options.maxAttempts ?? 3
+    if (!stopping && !stopped && result.signal === 'SIGKILL' && job.attempt < maxAttempts) {
+      // killed from outside mid-run: resume from the checkpoint, as Batch retries a reclaimed Spot instance
+      const next: Job = { run: job.run, jobId: `local-${process.pid}-${++sequence}`, attempt: job.attempt + 1 }
+      log(`[runner] ${runId}: retrying as attempt ${next.attempt} (job ${next.jobId}), resuming from its checkpoint`)
+      await retryWhileUnreachable(() => requeue(next), runId)
+      queue.unshift(next)
+      return
+    }
+    await retryWhileUnreachable(() => settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 }), runId)
+  }
+
+  /** Marks a run queued again for its next attempt (its job starts once this status names it). */
+  async function requeue(job: Job): Promise<void> {
+    const status = await readRun(options.store, job.run.runId)
+    const now = new Date().toISOString()
+    await putJson(options.store, runKeys(job.run.runId).status, {
+      ...baseStatus(job, status, now),
+      state: 'queued',
+      reason: `attempt ${job.attempt - 1} was killed (SIGKILL); attempt ${job.attempt} resumes from its checkpoint`,
+      updatedAt: now,
+    } satisfies RunStatus)
+  }
+
+  /** Runs `write`, again every second while the store is unreachable (S3 restarting), up to `statusRetryMs`. */
+  async function retryWhileUnreachable(write: () => Promise<void>, runId: string): Promise<void> {
+    const deadline = Date.now() + (options.statusRetryMs ?? 60_000)
+    for (let said = false; ; ) {
+      try {
+        return await write()
+      } catch (err) {
+        if (Date.now() >= deadline || stopped) throw err
+        if (!said) log(`[runner] ${runId}: cannot record the outcome yet (${errorText(err)}); retrying`)
+        said = true
+        await sleep(1000)
+      }
+    }
   }
 
   /**
@@ -211,6 +258,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       // Deferred: the caller writes the queued status after this returns (see waitForQueuedStatus).
       setImmediate(startPump)
       return jobId
+    },
+    get running() {
+      return current ? { runId: current.job.run.runId, jobId: current.job.jobId, attempt: current.job.attempt, pid: current.child.pid } : undefined
     },
     get pending() {
       return [...(current ? [current.job.run.runId] : []), ...queue.map((j) => j.run.runId)]

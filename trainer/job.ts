@@ -24,5 +24,13 @@ const controller = new AbortController()
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => controller.abort(new Error(`stopped by ${signal}`)))
 }
+// Under the local job runner (an IPC channel, never on Batch): if the runner dies, stop at once and write
+// nothing, so the run stays `running` and the next start resumes it from its last checkpoint.
+if (process.send) {
+  process.once('disconnect', () => {
+    console.error('the local job runner is gone: stopping (the next start resumes this run)')
+    process.exit(137)
+  })
+}
 const ok = await runJob({ env, store, backend: engine, packageVersion, signal: controller.signal })
 process.exit(ok ? 0 : 1)

@@ -108,8 +108,23 @@ describe('local job runner', () => {
       log = Buffer.from((await store.get(`runs/${run.runId}/log.txt`)) ?? []).toString()
       return log.includes('env STORE_BUCKET=b')
     })
-    expect((await readRun(store, run.runId))?.state).toBe('running')
+    expect(runner.running?.runId).toBe(run.runId)
     expect(log).toMatch(/^--- attempt 1 \(local-1-1\) ---\nepoch 1 done\n--- attempt 2 \(local-\d+-1\) ---\nenv STORE_BUCKET=b ATTEMPT=2/)
+  })
+
+  it('retries a job killed by SIGKILL from outside as the next attempt, up to three, then fails it', async () => {
+    const run = request('slow')
+    await submitRun(run, { store, submitter: runner })
+    for (const attempt of [1, 2, 3]) {
+      await until(async () => runner.running?.attempt === attempt && (await readRun(store, run.runId))?.state === 'running')
+      process.kill(runner.running!.pid!, 'SIGKILL')
+    }
+    await runner.idle()
+    const status = await readRun(store, run.runId)
+    expect(lines.filter((l) => /retrying as attempt [23]/.test(l))).toHaveLength(2)
+    expect(lines).toContain(`[${run.runId}] env STORE_BUCKET=b ATTEMPT=3 TRAIN_EPOCHS=2 STRAY=-`)
+    expect(status).toMatchObject({ state: 'failed', attempt: 3 })
+    expect(status?.reason).toMatch(/killed by SIGKILL/)
   })
 
   it('kills a job that ignores SIGTERM after the grace period', async () => {
