@@ -6,17 +6,18 @@
  * - Endpoint: `--endpoint` (sets `AWS_ENDPOINT_URL` for this command), else the SDK's standard
  *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`; none means AWS. Addressing, checksums and region follow
  *   `core/store/s3-config.ts`; credentials come from the SDK's usual chain, except that an endpoint on this
- *   machine with no credentials configured gets the embedded server's (`S3RVER`; LocalStack accepts any).
+ *   machine with no credentials configured gets the local system's, from `<data dir>/s3-credentials.json`
+ *   (`.local` unless `AGEGENDER_DATA_DIR` says otherwise; LocalStack accepts any).
  * @module
  */
 import { S3Client } from '@aws-sdk/client-s3'
+import { resolve } from 'node:path'
 import { customS3Endpoint, s3ClientConfig } from '../core/store/s3-config.js'
 import { S3Store } from '../core/store/s3-store.js'
+import { presignGetUrl, readLocalCredentials, type S3Credentials } from '../local/s3-auth.js'
 import { UsageError } from './io.js'
 
 export const LOCAL_BUCKET = 'agegender'
-/** `EMBEDDED_S3_CREDENTIALS` of `local/embedded-s3.ts`, without loading s3rver into every CLI command. */
-const EMBEDDED_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
 
 export interface GlobalOptions {
   readonly bucket?: string | undefined
@@ -31,8 +32,8 @@ export interface S3Context {
   readonly store: S3Store
   /** `s3://bucket/key` */
   uri(key: string): string
-  /** A browser-openable URL for `key`, when the endpoint is on this machine (s3rver serves unsigned GETs). */
-  localUrl(key: string): string | undefined
+  /** A browser-openable (presigned, for an hour) URL for `key`, when the endpoint is on this machine. */
+  localUrl(key: string): Promise<string | undefined>
 }
 
 /**
@@ -40,7 +41,7 @@ export interface S3Context {
  * const s3 = openS3({ bucket: 'agegender' }, process.env)
  * await s3.store.list('runs/')
  */
-export function openS3(globals: GlobalOptions, env: Readonly<Record<string, string | undefined>>): S3Context {
+export function openS3(globals: GlobalOptions, env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): S3Context {
   if (globals.endpoint !== undefined && !/^https?:\/\/[^/]+/.test(globals.endpoint)) {
     throw new UsageError(`--endpoint must be an http(s) URL, got ${JSON.stringify(globals.endpoint)}`)
   }
@@ -53,13 +54,14 @@ export function openS3(globals: GlobalOptions, env: Readonly<Record<string, stri
       'which bucket? Pass --bucket NAME or set AGEGENDER_BUCKET (for the local system: source .local/env.sh)',
     )
   }
-  // On this machine with no credentials configured: the embedded server's (LocalStack takes any).
+  // On this machine with no credentials configured: the local system's (LocalStack takes any).
   const noCredentials = !nonEmpty(env['AWS_ACCESS_KEY_ID']) && !nonEmpty(env['AWS_PROFILE'])
+  const saved = local && noCredentials ? readLocalCredentials(resolve(cwd, nonEmpty(env['AGEGENDER_DATA_DIR']) ?? '.local')) : undefined
   const client = new S3Client({
     ...s3ClientConfig(effectiveEnv),
     // An explicit endpoint beats whatever the SDK would read from the process environment.
     ...(globals.endpoint ? { endpoint: globals.endpoint } : {}),
-    ...(local && noCredentials ? { credentials: { ...EMBEDDED_CREDENTIALS } } : {}),
+    ...(saved ? { credentials: { ...saved } } : {}),
   })
   const store = new S3Store({ bucket, client })
   return {
@@ -68,8 +70,11 @@ export function openS3(globals: GlobalOptions, env: Readonly<Record<string, stri
     client,
     store,
     uri: (key) => `s3://${bucket}/${key}`,
-    localUrl: (key) =>
-      local && endpoint ? `${endpoint.replace(/\/+$/, '')}/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}` : undefined,
+    async localUrl(key) {
+      if (!local || !endpoint) return undefined
+      const credentials = (await client.config.credentials()) as S3Credentials
+      return presignGetUrl(endpoint, bucket, key, credentials, { region: await client.config.region() })
+    },
   }
 }
 

@@ -77,7 +77,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       io,
       values,
       positionals,
-      s3: () => (s3 ??= openS3(globals, io.env)),
+      s3: () => (s3 ??= openS3(globals, io.env, io.cwd)),
     })
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -38,6 +38,8 @@ export const TRAIN_ENV_NAMES = [
   'TRAIN_PRETRAINED_SHA256',
   'QUALITY_GATE_MAX_AGE_MAE',
   'AGEGENDER_BACKEND',
+  'DATASET_MAX_BYTES',
+  'DATASET_MAX_ENTRIES',
 ] as const
 export type TrainEnvName = (typeof TRAIN_ENV_NAMES)[number]
 export type TrainEnv = Partial<Record<TrainEnvName, string>>

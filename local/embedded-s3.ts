@@ -17,7 +17,11 @@
  * Conditional requests, which s3rver ignores, are added by {@link conditionalRequests}: PUT with `If-None-Match: *`
  * or `If-Match`, and GET/HEAD with `If-Match`, answer 412 PreconditionFailed as S3 does.
  *
- * s3rver only accepts the credentials `S3RVER` / `S3RVER`; `env` holds them with the endpoint.
+ * Nothing is accepted without credentials (see {@link guardRequests} and `s3-auth.ts`): every request must be
+ * SigV4-signed with this server's secret (random unless given; `env` holds it with the endpoint), browser form
+ * POSTs and requests from web pages (an `Origin` header, CORS preflights) are refused, and a key or upload id
+ * that would leave the bucket's folder (`..`) is refused with 400 before it reaches the filesystem
+ * ({@link confineKeys}). s3rver itself verifies no V4 signature at all.
  * @module
  */
 import type { S3ClientConfig } from '@aws-sdk/client-s3'
@@ -25,13 +29,24 @@ import type { S3EventRecord } from 'aws-lambda'
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, rename, rm } from 'node:fs/promises'
+import type { IncomingHttpHeaders } from 'node:http'
+import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import S3rver from 's3rver'
+import { checkSignature, type S3Credentials } from './s3-auth.js'
 
-/** The only access key s3rver knows. */
-export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const
+/** The only access key id s3rver knows; the secret is this server's own (see {@link newS3Credentials}). */
+export const EMBEDDED_S3_ACCESS_KEY_ID = 'S3RVER'
+
+/** Credentials with a fresh random secret (s3rver's one access key id). */
+export function newS3Credentials(): S3Credentials {
+  return { accessKeyId: EMBEDDED_S3_ACCESS_KEY_ID, secretAccessKey: randomBytes(24).toString('base64url') }
+}
+
+/** s3rver's error class: thrown from a middleware, it becomes an S3 XML error with the code's HTTP status. */
+const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error.js') as new (code: string, message: string) => Error
 
 /** The one method of s3rver's (untyped, internal) filesystem store used here. */
 interface S3rverObject {
@@ -43,8 +58,9 @@ interface S3rverObject {
 
 interface S3rverStore {
   existsObject(bucket: string, key: string): Promise<boolean>
+  getBucketPath(bucket: string): string
   getMetadata(bucket: string, key: string): Promise<{ etag: string }>
-  getResourcePath(bucket: string, key: string, resource: 'object'): string
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>
   putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>
 }
@@ -99,6 +115,8 @@ export interface EmbeddedS3Options {
   readonly onError?: (err: unknown, record: S3EventRecord | undefined) => void
   /** Print s3rver's request log. @default false */
   readonly verbose?: boolean
+  /** What requests must be signed with. @default - a random secret ({@link newS3Credentials}) */
+  readonly credentials?: S3Credentials
 }
 
 export interface EmbeddedS3 {
@@ -106,7 +124,7 @@ export interface EmbeddedS3 {
   readonly endpoint: string
   readonly port: number
   readonly bucket: string
-  readonly credentials: typeof EMBEDDED_S3_CREDENTIALS
+  readonly credentials: S3Credentials
   /** Variables that point the AWS SDK (in this process or a child) at this server. */
   readonly env: Readonly<Record<string, string>>
   /** `new S3Client(clientConfig)` talks to this server without touching `process.env`. */
@@ -134,8 +152,9 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     vhostBuckets: false,
     configureBuckets: [{ name: options.bucket }],
   })
-  // Just before the router (last), so it sees the request before s3rver and the plain body after it.
-  server.middleware.splice(server.middleware.length - 1, 0, listV2ThroughMarkers)
+  const credentials = options.credentials ?? newS3Credentials()
+  // Just before the router (last), so they see the request before s3rver and the plain body after it.
+  server.middleware.splice(server.middleware.length - 1, 0, guardRequests(credentials), listV2ThroughMarkers)
   const onError =
     options.onError ??
     ((err: unknown, record: S3EventRecord | undefined) =>
@@ -145,6 +164,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const store = (server as unknown as { store: S3rverStore }).store
   makeWritesAtomic(store)
   server.middleware.splice(server.middleware.length - 1, 0, conditionalRequests(store))
+  confineKeys(store)
 
   const deliver = (record: S3EventRecord) => {
     try {
@@ -179,23 +199,101 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     endpoint,
     port: address.port,
     bucket: options.bucket,
-    credentials: EMBEDDED_S3_CREDENTIALS,
+    credentials,
     env: {
       AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
       AWS_REGION: 'us-east-1',
     },
     // The settings s3ClientConfig() derives from `env`, spelled out (see core/store/s3-config.ts).
     clientConfig: {
       endpoint,
       region: 'us-east-1',
-      credentials: { ...EMBEDDED_S3_CREDENTIALS },
+      credentials: { ...credentials },
       forcePathStyle: true,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     },
     stop: () => server.close(),
+  }
+}
+
+/**
+ * Refuses, before s3rver sees them:
+ * - requests from web pages: any `Origin` header and every CORS preflight (`OPTIONS`): no page of ours talks
+ *   to this server, so no origin is allowed (403);
+ * - browser form uploads (`POST` with a form body, or a `POST` that is none of the S3 API's: multipart uploads
+ *   and multi-object delete) (405);
+ * - keys with `.` or `..` segments, a backslash or a NUL byte, and upload ids other than s3rver's hex (400);
+ * - every request not SigV4-signed with `credentials` (403, see `s3-auth.ts`).
+ */
+export function guardRequests(credentials: S3Credentials) {
+  return async function guard(context: S3rver.Context, next: () => Promise<void>): Promise<void> {
+    const ctx = context as S3rver.Context & KoaRequestView
+    if (ctx.method === 'OPTIONS' || ctx.get('origin') !== '') {
+      throw new S3Error('AccessDenied', 'requests from web pages are refused: this S3 server allows no origin (CORS)')
+    }
+    if (ctx.method === 'POST' && (isFormBody(ctx.get('content-type')) || !isApiPost(ctx.query))) {
+      throw new S3Error('MethodNotAllowed', 'browser form uploads (POST Object) are refused: use PUT, signed with the credentials in .local/env.sh')
+    }
+    const unsafe = unsafeTarget(ctx.path, ctx.query, ctx.get('x-amz-copy-source'))
+    if (unsafe) throw new S3Error('InvalidArgument', unsafe)
+    const failure = await checkSignature({ method: ctx.method, url: ctx.url, headers: ctx.headers }, credentials)
+    if (failure) throw new S3Error(failure.code, failure.message)
+    return next()
+  }
+}
+
+/** The parts of Koa's context used here, which s3rver's types leave out. */
+interface KoaRequestView {
+  get(field: string): string
+  readonly url: string
+  readonly headers: IncomingHttpHeaders
+}
+
+const isFormBody = (contentType: string) => /^\s*(multipart\/form-data|application\/x-www-form-urlencoded)\b/i.test(contentType)
+const isApiPost = (query: Record<string, unknown>) => 'uploads' in query || 'uploadId' in query || 'delete' in query
+
+/** Why a request's key, copy source or upload id is not confined to its bucket's folder, if it is not. */
+export function unsafeTarget(path: string, query: Record<string, unknown>, copySource: string): string | undefined {
+  const keys: string[] = []
+  try {
+    keys.push(decodeURIComponent(path).split('/').slice(2).join('/'))
+    if (copySource !== '') keys.push(decodeURIComponent(copySource.split('?')[0]!).replace(/^\/?[^/]*\/?/, ''))
+  } catch {
+    return 'the path is not valid percent-encoding'
+  }
+  for (const key of keys) {
+    const why = unsafeKey(key)
+    if (why) return why
+  }
+  const uploadId = query['uploadId']
+  if (uploadId !== undefined && !(typeof uploadId === 'string' && /^[0-9a-f]{1,64}$/.test(uploadId))) {
+    return 'uploadId must be the hexadecimal id this server handed out'
+  }
+  return undefined
+}
+
+/** Why a key could leave its bucket's folder on disk, if it could. */
+export function unsafeKey(key: string): string | undefined {
+  if (key.split('/').some((segment) => segment === '..' || segment === '.')) return `key ${JSON.stringify(key)} has a . or .. segment`
+  if (/[\\\0]/.test(key)) return `key ${JSON.stringify(key)} has a backslash or a NUL byte`
+  return undefined
+}
+
+/**
+ * The filesystem store's last line of defence, for keys that come from a request body (multi-object delete)
+ * or anything {@link guardRequests} missed: a key path that resolves outside its bucket's folder throws 400.
+ */
+export function confineKeys(store: S3rverStore): void {
+  const resourcePath = store.getResourcePath.bind(store)
+  store.getResourcePath = (bucket, key, resource) => {
+    const why = key === undefined ? undefined : unsafeKey(key)
+    const path = resourcePath(bucket, key, resource)
+    const root = store.getBucketPath(bucket)
+    if (why || !(path === root || path.startsWith(`${root}/`))) throw new S3Error('InvalidArgument', why ?? `key ${JSON.stringify(key)} leaves the bucket`)
+    return path
   }
 }
 

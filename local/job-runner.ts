@@ -6,8 +6,9 @@
  * - One job at a time, in submission order: training uses every core there is.
  * - A job starts only once its `queued` status exists: `submitRun` writes it after `submit()` returns, and a
  *   job starting first would see its `running` overwritten by `queued`.
- * - Child output is printed line by line, prefixed with the run id, and saved to `runs/<runId>/log.txt`
- *   (what CloudWatch Logs is for a Batch job).
+ * - Child output is printed line by line, prefixed with the run id, and streamed to `runs/<runId>/log.txt`
+ *   (what CloudWatch Logs is for a Batch job) while the job runs: rewritten every `logFlushMs` when there is
+ *   news, after the earlier attempts' output, so a kill -9 of the runner loses at most that much.
  * - A job that dies without recording an outcome (crash, OOM, bad environment) gets status `failed` with
  *   the exit code and its last output line, so no run stays `running`.
  * - `stop()` sends SIGTERM (the job checkpoints after its current step, notes "stopped by SIGTERM" and exits), kills
@@ -49,6 +50,15 @@ export interface JobRunnerOptions {
   readonly stopGraceMs?: number
   /** How long a job waits for its `queued` status before starting anyway. @default 30000 */
   readonly statusWaitMs?: number
+  /** How often new job output is written to `log.txt` while the job runs. @default 2000 */
+  readonly logFlushMs?: number
+  /**
+   * Attempts a run gets when its job is killed by SIGKILL from outside (the local stand-in for a Spot reclaim,
+   * which the Batch retry strategy retries): the next attempt resumes from the last epoch checkpoint. @default 3
+   */
+  readonly maxAttempts?: number
+  /** How long the runner keeps trying to record a job's outcome while S3 is unreachable. @default 60000 */
+  readonly statusRetryMs?: number
 }
 
 export interface SubmitOptions {
@@ -64,6 +74,8 @@ export interface JobRunner extends JobSubmitter {
   idle(): Promise<void>
   /** Stops the running job (see the module header) and drops the queue; submitting afterwards fails. */
   stop(): Promise<void>
+  /** The job running now, with its process id. */
+  readonly running: { readonly runId: string; readonly jobId: string; readonly attempt: number; readonly pid: number | undefined } | undefined
 }
 
 interface Job {
@@ -129,13 +141,17 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       ...baseEnv(),
       ...runEnvironment(job.run),
       ...(job.attempt > 1 ? { AWS_BATCH_JOB_ATTEMPT: String(job.attempt) } : {}),
+      // as Batch does: the job records which attempt's job it is
+      AWS_BATCH_JOB_ID: job.jobId,
     }
     log(`[runner] ${runId}: starting (job ${job.jobId}${job.attempt > 1 ? `, attempt ${job.attempt}, resuming` : ''})`)
     const [file, ...args] = command
     // Its own process group: a Ctrl-C in the terminal reaches only `npm start`, which then stops the job
     // in order (SIGTERM, grace, status) instead of the job racing it.
-    const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-    const output = collectOutput(child, runId, log)
+    // An IPC channel the job only watches: if this process dies (kill -9), the job sees it close and exits at
+    // once, leaving its run `running` for the next start to resume instead of training on unattended.
+    const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
+    const output = collectOutput(child, runId, log, { store: options.store, job, flushMs: options.logFlushMs ?? 2000 })
     // If this process exits abruptly, do not leave a training job running without its S3 server.
     const killOnExit = () => child.kill('SIGKILL')
     process.once('exit', killOnExit)
@@ -148,10 +164,46 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     process.removeListener('exit', killOnExit)
     const stopping = current.stopping
     current = undefined
-    await output.save(options.store, job)
+    await output.save()
     const how = result.error ? `could not start: ${result.error.message}` : describeExit(result.code, result.signal)
     log(`[runner] ${runId}: job ${how}`)
-    await settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 })
+    const maxAttempts = options.maxAttempts ?? 3
+    if (!stopping && !stopped && result.signal === 'SIGKILL' && job.attempt < maxAttempts) {
+      // killed from outside mid-run: resume from the checkpoint, as Batch retries a reclaimed Spot instance
+      const next: Job = { run: job.run, jobId: `local-${process.pid}-${++sequence}`, attempt: job.attempt + 1 }
+      log(`[runner] ${runId}: retrying as attempt ${next.attempt} (job ${next.jobId}), resuming from its checkpoint`)
+      await retryWhileUnreachable(() => requeue(next), runId)
+      queue.unshift(next)
+      return
+    }
+    await retryWhileUnreachable(() => settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 }), runId)
+  }
+
+  /** Marks a run queued again for its next attempt (its job starts once this status names it). */
+  async function requeue(job: Job): Promise<void> {
+    const status = await readRun(options.store, job.run.runId)
+    const now = new Date().toISOString()
+    await putJson(options.store, runKeys(job.run.runId).status, {
+      ...baseStatus(job, status, now),
+      state: 'queued',
+      reason: `attempt ${job.attempt - 1} was killed (SIGKILL); attempt ${job.attempt} resumes from its checkpoint`,
+      updatedAt: now,
+    } satisfies RunStatus)
+  }
+
+  /** Runs `write`, again every second while the store is unreachable (S3 restarting), up to `statusRetryMs`. */
+  async function retryWhileUnreachable(write: () => Promise<void>, runId: string): Promise<void> {
+    const deadline = Date.now() + (options.statusRetryMs ?? 60_000)
+    for (let said = false; ; ) {
+      try {
+        return await write()
+      } catch (err) {
+        if (Date.now() >= deadline || stopped) throw err
+        if (!said) log(`[runner] ${runId}: cannot record the outcome yet (${errorText(err)}); retrying`)
+        said = true
+        await sleep(1000)
+      }
+    }
   }
 
   /**
@@ -207,6 +259,9 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       setImmediate(startPump)
       return jobId
     },
+    get running() {
+      return current ? { runId: current.job.run.runId, jobId: current.job.jobId, attempt: current.job.attempt, pid: current.child.pid } : undefined
+    },
     get pending() {
       return [...(current ? [current.job.run.runId] : []), ...queue.map((j) => j.run.runId)]
     },
@@ -241,22 +296,56 @@ function baseStatus(job: Job, status: RunStatus | undefined, now: string): Omit<
       dataset: { key: run.datasetKey, ...(run.versionId ? { versionId: run.versionId } : {}), ...(run.etag ? { etag: run.etag } : {}) },
       createdAt: now,
     }),
-    jobId: status?.jobId ?? job.jobId,
-    attempt: status?.attempt ?? job.attempt,
+    // this attempt's job: the one whose ending is being recorded
+    jobId: job.jobId,
+    attempt: job.attempt,
   }
 }
 
 interface CollectedOutput {
   lastLine(): string | undefined
-  save(store: ObjectStore, job: Job): Promise<void>
+  /** Waits for the output to end and writes the whole of it. */
+  save(): Promise<void>
 }
 
-/** Prints the child's lines with a prefix and keeps them for log.txt. */
-function collectOutput(child: ChildProcess, runId: string, log: (line: string) => void): CollectedOutput {
+/**
+ * Prints the child's lines with a prefix and streams them to log.txt, after the earlier attempts' output:
+ * a write every `flushMs` while there is news (S3 has no append: the object is rewritten), and one at the end.
+ */
+function collectOutput(
+  child: ChildProcess,
+  runId: string,
+  log: (line: string) => void,
+  target: { store: ObjectStore; job: Job; flushMs: number }
+): CollectedOutput {
   const lines: string[] = []
   let bytes = 0
   let last: string | undefined
+  let dirty = false
   const closed: Promise<void>[] = []
+  const key = runKeys(runId).log
+  // Earlier attempts' output, read once: a resumed run keeps its whole history.
+  const before = target.store.get(key).then(
+    (b) => (b ? Buffer.from(b).toString('utf8') : ''),
+    () => ''
+  )
+  const header = `--- attempt ${target.job.attempt} (${target.job.jobId}) ---\n`
+  let writing = Promise.resolve()
+  let warned = false
+  const flush = () => {
+    if (!dirty) return writing
+    dirty = false
+    const body = lines.join('\n') + '\n'
+    writing = writing.then(async () => {
+      await target.store.put(key, (await before) + header + body, { contentType: 'text/plain; charset=utf-8' }).catch((err: unknown) => {
+        if (!warned) log(`[runner] ${runId}: could not write log.txt: ${errorText(err)}`)
+        warned = true
+      })
+    })
+    return writing
+  }
+  const timer = setInterval(() => void flush(), target.flushMs)
+  timer.unref()
   for (const stream of [child.stdout, child.stderr]) {
     if (!stream) continue
     const reader = createInterface({ input: stream, crlfDelay: Infinity })
@@ -264,6 +353,7 @@ function collectOutput(child: ChildProcess, runId: string, log: (line: string) =
       log(`[${runId}] ${line}`)
       if (line.trim() !== '') last = line.trim()
       lines.push(line)
+      dirty = true
       bytes += line.length + 1
       while (bytes > LOG_LIMIT_BYTES && lines.length > 1) bytes -= lines.shift()!.length + 1
     })
@@ -271,16 +361,11 @@ function collectOutput(child: ChildProcess, runId: string, log: (line: string) =
   }
   return {
     lastLine: () => last,
-    async save(store, job) {
+    async save() {
       await Promise.all(closed)
-      const key = runKeys(runId).log
-      // Append to earlier attempts' output: a resumed run keeps its whole history.
-      const before = await store.get(key).catch(() => undefined)
-      const header = `--- attempt ${job.attempt} (${job.jobId}) ---\n`
-      const text = (before ? Buffer.from(before).toString('utf8') : '') + header + lines.join('\n') + '\n'
-      await store.put(key, text, { contentType: 'text/plain; charset=utf-8' }).catch((err: unknown) => {
-        log(`[runner] ${runId}: could not save log.txt: ${errorText(err)}`)
-      })
+      clearInterval(timer)
+      dirty = true
+      await flush()
     },
   }
 }

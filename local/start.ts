@@ -119,7 +119,7 @@ agegender local system is up
 ${recovered.join('\n')}${recovered.length ? '\n' : ''}
 Point the CLI (or aws CLI / SDK) at it, in another terminal:
   source ${envFile}
-${Object.entries(s.env).map(([k, v]) => `    # ${k}=${v}`).join('\n')}
+${Object.entries(s.env).map(([k, v]) => `    # ${k}=${k === 'AWS_SECRET_ACCESS_KEY' ? '(in the file: every request must be signed with it)' : v}`).join('\n')}
 
 Then:
   npx agegender upload ../shared/data/utkface/UTKFace      # a folder (packed on the fly) or .zip/.tar/.tar.gz

@@ -22,7 +22,8 @@ import { S3Store } from '../core/store/s3-store.js'
 import { createHandler } from '../functions/trigger/index.js'
 import { startPredictServer } from '../functions/predict/server.js'
 import { parseLocalConfig, trainEnvironment, type LocalSystemConfigInput } from './config.js'
-import { startEmbeddedS3 } from './embedded-s3.js'
+import { newS3Credentials, startEmbeddedS3 } from './embedded-s3.js'
+import { loadOrCreateCredentials } from './s3-auth.js'
 import { createJobRunner, type JobRunner } from './job-runner.js'
 import { recoverRuns } from './recovery.js'
 
@@ -87,6 +88,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     directory: join(config.dataDir, 's3'),
     bucket: config.bucket,
     port: config.s3Port,
+    // Kept across restarts, so a shell that sourced env.sh once stays valid.
+    credentials: await loadOrCreateCredentials(config.dataDir, newS3Credentials),
     onObjectCreated: (record) => (handle ? handle(record) : void early.push(record)),
   })
   const stack: (() => Promise<void>)[] = [() => s3.stop()]
@@ -143,7 +146,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     }
     const env = { ...s3.env, AGEGENDER_BUCKET: config.bucket, AGEGENDER_PREDICT_URL: predict.url }
     await writeFile(join(config.dataDir, ENDPOINTS_FILE), JSON.stringify(endpoints, null, 2) + '\n')
-    await writeFile(join(config.dataDir, ENV_FILE), envScript(env))
+    await writeFile(join(config.dataDir, ENV_FILE), envScript(env), { mode: 0o600 })
     stack.push(async () => {
       // Gone with the servers: a CLI must not find a dead port as the default.
       await rm(join(config.dataDir, ENDPOINTS_FILE), { force: true })

@@ -2,14 +2,17 @@
  * Loads a labelled dataset into memory: every image file's bytes, its label, its split and its sha256.
  *
  * - Image files are recognised by extension (`.jpg`, `.jpeg`, `.png`, `.webp`, any case); other files (a
- *   README, a licence) are ignored and not counted. Images are not decoded here: `decode.ts` does that and
- *   counts undecodable ones as `unreadable-image` with {@link countSkip}.
+ *   README, a licence) are read past, not kept, not counted. An image file whose first bytes are not JPEG,
+ *   PNG or WebP is counted `unreadable-image` as it streams by, without being kept ({@link datasetEntryFilter}).
+ *   Images are not decoded here: `decode.ts` does that and counts undecodable ones as `unreadable-image`
+ *   with {@link countSkip}.
  * - Labels come from a `labels.csv` when the dataset has one (the one nearest the root) and lists the image, by
  *   path relative to the csv, by full path or by base name; otherwise from the UTKFace file name. The csv is
  *   authoritative: an image whose csv row is bad is skipped for the row's reason, not labelled from its name.
  * - Items come in path order whatever the source's order, so a folder and its zip give the same dataset.
- * - Every entry is kept until the end, because a `labels.csv` may come after the images in an archive stream;
- *   the trainer holds all image bytes in memory anyway (UTKFace: ~180 MB).
+ * - Every kept entry is held until the end, because a `labels.csv` may come after the images in an archive
+ *   stream; the trainer holds all image bytes in memory anyway (UTKFace: ~180 MB). The caps of `readEntries`
+ *   (total uncompressed bytes, entry count) bound what that can be.
  * - The split comes from the bytes ({@link splitOf}): byte-identical images, even with different names or
  *   labels (UTKFace has 375 such groups), always share a split, so none leaks from train into val or test.
  *   Duplicates are kept, as the reference split counts them.
@@ -26,8 +29,9 @@ import {
   type Label,
   type LabelsCsv,
 } from '../core/labels.js'
+import { imageFormatOf } from '../core/image-signature.js'
 import { splitOf, type Split } from '../core/split.js'
-import { DatasetError, readEntries, type DatasetSource, type ReadOptions } from './dataset-source.js'
+import { DatasetError, readEntries, type DatasetSource, type EntryFilter, type ReadOptions } from './dataset-source.js'
 
 export interface DatasetItem {
   /** Path inside the dataset. */
@@ -75,7 +79,17 @@ export function countSkip(
   if (dataset.skippedExamples.length < MAX_SKIPPED_EXAMPLES) dataset.skippedExamples.push({ name, reason })
 }
 
-export type LoadOptions = Pick<ReadOptions, 'maxEntryBytes' | 'onProgress'>
+export type LoadOptions = Pick<ReadOptions, 'maxEntryBytes' | 'onProgress' | 'maxTotalBytes' | 'maxEntries' | 'tempDir'>
+
+/**
+ * Keeps images whose first bytes are JPEG, PNG or WebP and the `labels.csv`; an image named file that is
+ * none of these is `unreadable-image` at once, and every other file is read past: neither is held in memory.
+ */
+export const datasetEntryFilter: EntryFilter = (name, head) => {
+  if (isLabelsCsvName(name)) return 'keep'
+  if (!isImageName(name)) return 'ignore'
+  return imageFormatOf(head) ? 'keep' : 'unreadable-image'
+}
 
 /**
  * Reads, labels and splits a dataset.
@@ -91,6 +105,7 @@ export async function loadDataset(source: DatasetSource, options: LoadOptions = 
 
   const entries = readEntries(source, {
     ...options,
+    filter: datasetEntryFilter,
     onSkip: (name, reason) => {
       // only images count: an oversized video or a symlinked README is not a lost training example
       if (!isImageName(name) || isJunkPath(name)) return

@@ -42,6 +42,11 @@ const JobEnv = z
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
     /** Also checkpoint within an epoch every this many minutes (Spot reclaims give 2 minutes' notice). */
     CHECKPOINT_MINUTES: z.coerce.number().positive().default(10),
+    /** Set by AWS Batch in the container (and by the local runner): this attempt's job. */
+    AWS_BATCH_JOB_ID: z.string().optional(),
+    /** Caps on the dataset: total uncompressed bytes and entry count (see trainer/dataset-source.ts). */
+    DATASET_MAX_BYTES: z.coerce.number().int().positive().optional(),
+    DATASET_MAX_ENTRIES: z.coerce.number().int().positive().optional(),
   })
   .refine((e) => e.STORE_URI || e.STORE_BUCKET, 'set STORE_BUCKET (or STORE_URI)')
 
@@ -58,7 +63,11 @@ export interface JobEnv {
   readonly maxAgeMae: number
   readonly backend: string
   readonly attempt: number
+  /** The job of this attempt, when the runtime says (AWS_BATCH_JOB_ID). */
+  readonly jobId?: string
   readonly settings: Record<string, string>
+  /** Caps on the dataset read; unset ones take the reader's defaults. */
+  readonly datasetLimits: { readonly maxTotalBytes?: number; readonly maxEntries?: number }
 }
 
 /** Validates the job environment once; throws naming each bad or missing variable. */
@@ -92,7 +101,12 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
     maxAgeMae: e.QUALITY_GATE_MAX_AGE_MAE,
     backend: e.AGEGENDER_BACKEND,
     attempt: e.AWS_BATCH_JOB_ATTEMPT ?? 1,
+    ...(e.AWS_BATCH_JOB_ID ? { jobId: e.AWS_BATCH_JOB_ID } : {}),
     settings,
+    datasetLimits: {
+      ...(e.DATASET_MAX_BYTES ? { maxTotalBytes: e.DATASET_MAX_BYTES } : {}),
+      ...(e.DATASET_MAX_ENTRIES ? { maxEntries: e.DATASET_MAX_ENTRIES } : {}),
+    },
   }
 }
 
@@ -119,15 +133,22 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const keys = runKeys(env.runId)
   const previous = await getJson<RunStatus>(store, keys.status)
   const createdAt = previous?.createdAt ?? new Date().toISOString()
+  // What the trigger recorded about the dataset (a versionId only when S3 versioning gave one, the ETag as the
+  // ETag); DATASET_VERSION is either of them, so it is not written back under a name that may be wrong.
+  const recorded = previous?.dataset.key === env.datasetKey ? previous.dataset : undefined
+  const jobId = env.jobId ?? previous?.jobId
   let status: RunStatus = {
     runId: env.runId,
     state: 'running',
     dataset: {
       key: env.datasetKey,
-      ...(env.datasetVersionId ? { versionId: env.datasetVersionId } : {}),
-      ...(env.datasetEtag ? { etag: env.datasetEtag } : {}),
+      ...((env.datasetVersionId ?? recorded?.versionId) ? { versionId: env.datasetVersionId ?? recorded?.versionId } : {}),
+      ...((env.datasetEtag ?? recorded?.etag) ? { etag: env.datasetEtag ?? recorded?.etag } : {}),
     },
-    ...(previous?.jobId ? { jobId: previous.jobId } : {}),
+    ...(jobId ? { jobId } : {}),
+    // a resumed attempt still stands at the epoch the earlier one reached, while it reloads
+    ...(previous?.epoch !== undefined ? { epoch: previous.epoch } : {}),
+    ...(previous?.epochs !== undefined ? { epochs: previous.epochs } : {}),
     attempt: env.attempt,
     createdAt,
     updatedAt: new Date().toISOString(),
@@ -144,9 +165,9 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     await setStatus({ reason: 'loading dataset' })
     const config = parseTrainConfig(env.settings)
     const stream = await openDataset(store, env)
-    const { items, dataset } = await loadDatasetForTraining({ stream, name: env.datasetKey })
+    const { items, dataset } = await loadDatasetForTraining({ stream, name: env.datasetKey }, log, env.datasetLimits)
     options.signal?.throwIfAborted()
-    await setStatus({ reason: `training on ${items.length} images`, epoch: 0, epochs: config.epochs })
+    await setStatus({ reason: `training on ${items.length} images`, epoch: status.epoch ?? 0, epochs: config.epochs })
     const metrics = await train({
       items,
       dataset: { ...dataset, source: `${store.location}/${env.datasetKey}` },

@@ -29,6 +29,14 @@ const controller = new AbortController()
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => controller.abort(new Error(`stopped by ${signal}`)))
 }
+// Under the local job runner (an IPC channel, never on Batch): if the runner dies, stop at once and write
+// nothing, so the run stays `running` and the next start resumes it from its last checkpoint.
+if (process.send) {
+  process.once('disconnect', () => {
+    console.error('the local job runner is gone: stopping (the next start resumes this run)')
+    process.exit(137)
+  })
+}
 const code = await runJobProcess(process.env, {
   initEngine: (backend) => initEngine({ backend: backend as BackendChoice }),
   openStore: (uri) => storeFromUri(uri),

@@ -3,7 +3,7 @@
  * @module
  */
 import { basename, isAbsolute, relative } from 'node:path'
-import { loadDataset } from './dataset.js'
+import { loadDataset, type LoadOptions } from './dataset.js'
 import type { DatasetSource } from './dataset-source.js'
 import { createProgress } from './progress.js'
 import type { DatasetInfo, TrainItem } from './train.js'
@@ -22,12 +22,14 @@ export function portablePath(path: string, cwd = process.cwd()): string {
 
 export async function loadDatasetForTraining(
   source: DatasetSource,
-  log: (line: string) => void = (line) => process.stderr.write(line + '\n')
+  log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  limits: Pick<LoadOptions, 'maxTotalBytes' | 'maxEntries'> = {}
 ): Promise<{ items: TrainItem[]; dataset: DatasetInfo }> {
   const start = performance.now()
   const label = 'path' in source ? source.path : source.name
   let bar: ReturnType<typeof createProgress> | undefined
   const loaded = await loadDataset(source, {
+    ...limits,
     onProgress: (read, total) => {
       if (!total) return
       bar ??= createProgress({ label: 'read', total: Math.ceil(total / 2 ** 20), write: log })

@@ -76,7 +76,7 @@ export const metricsCommand: Command = {
       println(ctx.io.stdout, `run         ${runId} (${state})`)
       println(ctx.io.stdout, figures(parsed.data).join('\n'))
       println(ctx.io.stdout)
-      const reportUrl = s3.localUrl(keys.report)
+      const reportUrl = await s3.localUrl(keys.report).catch(() => undefined)
       println(ctx.io.stdout, `report      ${s3.uri(keys.report)}`)
       if (reportUrl) println(ctx.io.stdout, `            ${reportUrl}  (open in a browser)`)
       println(ctx.io.stdout, `model       ${s3.uri(keys.model)}${served ? `  (served from ${s3.uri(promotion.modelPrefix)})` : ''}`)

@@ -21,11 +21,13 @@ export const statusCommand: Command = {
   help: `  --follow, -f     keep polling and print state changes until the run succeeds or fails
   --interval S     seconds between polls (default 2)
   --timeout S      give up following after S seconds (exit 1)
+  --appear S       give up when the run has not appeared after S seconds (default 120: the trigger skipped it)
   --json           the status document as JSON`,
   options: {
     follow: { type: 'boolean', short: 'f' },
     interval: { type: 'string' },
     timeout: { type: 'string' },
+    appear: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(ctx) {
@@ -34,7 +36,11 @@ export const statusCommand: Command = {
     const { store } = ctx.s3()
     if (ctx.values['follow']) {
       const timeout = ctx.values['timeout'] === undefined ? Infinity : numberFlag(ctx, 'timeout', 1)
-      return followRun(store, runId, ctx.io, { intervalSeconds: numberFlag(ctx, 'interval', 2), timeoutSeconds: timeout })
+      return followRun(store, runId, ctx.io, {
+        intervalSeconds: numberFlag(ctx, 'interval', 2),
+        timeoutSeconds: timeout,
+        appearSeconds: numberFlag(ctx, 'appear', 120),
+      })
     }
     const status = await readRun(store, runId)
     if (!status) {
@@ -53,6 +59,12 @@ const MAX_READ_ERRORS = 5
 export interface FollowOptions {
   readonly intervalSeconds: number
   readonly timeoutSeconds: number
+  /**
+   * How long to wait for the run to appear at all: the trigger queues a run within seconds of an upload, so a
+   * run still missing by then was skipped (not a dataset key, the same bytes as before) or the trigger is not
+   * running. @default 120
+   */
+  readonly appearSeconds?: number
 }
 
 /** Prints a line per change (state, epoch, note) until the run ends; returns the exit code. */
@@ -61,6 +73,9 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
   let last = ''
   let waitingSaid = false
   let errors = 0
+  // Seconds spent waiting between polls (counted, not clocked: a suspended laptop does not skip the wait).
+  let waited = 0
+  const appearSeconds = options.appearSeconds ?? 120
   for (;;) {
     let status: RunStatus | undefined
     try {
@@ -77,6 +92,14 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
     if (!status) {
       if (!waitingSaid) println(io.stdout, `${at}  waiting for run ${runId} to be queued...`)
       waitingSaid = true
+      if (waited >= appearSeconds) {
+        println(
+          io.stderr,
+          `no run ${runId} after ${appearSeconds} s: the trigger did not start one. Is the local system running (npm start)? ` +
+            'On AWS, see the trigger function\'s log; an upload of bytes already trained on starts no new run.'
+        )
+        return 1
+      }
     } else {
       const line = progressLine(status)
       if (line !== last) println(io.stdout, `${at}  ${line}`)
@@ -91,6 +114,7 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
       return 1
     }
     await io.sleep(options.intervalSeconds * 1000)
+    waited += options.intervalSeconds
   }
 }
 

@@ -14,6 +14,8 @@ import { stat } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { DATASET_PREFIX, DATASET_SUFFIXES, runIdFor } from '../../core/runs.js'
+import { DatasetError, readEntries } from '../../trainer/dataset-source.js'
+import { isImageName } from '../../trainer/dataset.js'
 import { numberFlag, stringFlag, type Command } from '../command.js'
 import type { S3Context } from '../context.js'
 import { formatBytes, formatDuration } from '../format.js'
@@ -33,6 +35,7 @@ export const uploadCommand: Command = {
   summary: 'upload a dataset (a folder is packed into .tar.gz on the fly); prints the run it starts',
   help: `  --name N      dataset name: the key is datasets/N.tar.gz (default: the folder or archive name)
   --follow, -f  then follow the run until it ends (as status --follow; exit 0 succeeded, 1 failed)
+  --timeout S   give up following after S seconds (exit 1); without a run after 120 s it gives up anyway
   --part-size MiB  multipart part size (default 8)
 
   Archives: .zip, .tar, .tar.gz, .tgz. Images are UTKFace-named (age_gender_race_date.jpg) or listed in a
@@ -41,6 +44,7 @@ export const uploadCommand: Command = {
     name: { type: 'string' },
     follow: { type: 'boolean', short: 'f' },
     'part-size': { type: 'string' },
+    timeout: { type: 'string' },
   },
   async run(ctx) {
     const [input, ...rest] = ctx.positionals
@@ -52,7 +56,8 @@ export const uploadCommand: Command = {
     })
     if (!ctx.values['follow']) return 0
     println(ctx.io.stdout)
-    return followRun(s3.store, result.runId, ctx.io, { intervalSeconds: 2, timeoutSeconds: Infinity })
+    const timeout = ctx.values['timeout'] === undefined ? Infinity : numberFlag(ctx, 'timeout', 1)
+    return followRun(s3.store, result.runId, ctx.io, { intervalSeconds: 2, timeoutSeconds: timeout })
   },
 }
 
@@ -87,6 +92,7 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   if (info.isDirectory()) {
     const files = await listFolder(path)
     if (files.length === 0) throw new UsageError(`${path} holds no files to upload`)
+    if (!files.some((f) => isImageName(f.name))) throw new UsageError(`${path} holds no images (${IMAGE_HINT}): nothing to train on, not uploaded`)
     key = datasetKey(options.name ?? basename(path), '.tar.gz')
     estimate = tarSize(files)
     println(io.stdout, `packing ${files.length} files (${formatBytes(estimate)}) from ${path} into ${s3.uri(key)}`)
@@ -100,6 +106,7 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
       throw new UsageError(`${path}: upload a folder or a ${DATASET_SUFFIXES.join(' / ')} archive`)
     }
     key = datasetKey(options.name ?? basename(path).slice(0, -suffix.length), suffix)
+    await refuseImageless(path)
     estimate = info.size
     println(io.stdout, `uploading ${path} (${formatBytes(info.size)}) to ${s3.uri(key)}`)
     body = createReadStream(path)
@@ -148,6 +155,22 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   }
   println(io.stdout, `  follow it:  agegender status ${runId} --follow`)
   return { key, bytes, version, runId }
+}
+
+const IMAGE_HINT = '.jpg, .jpeg, .png or .webp files'
+
+/**
+ * Refuses an archive that is unreadable or holds no image, before anything is uploaded: reads up to its first
+ * image entry (usually near the start), keeping nothing.
+ */
+async function refuseImageless(path: string): Promise<void> {
+  try {
+    for await (const _ of readEntries({ path }, { filter: (name) => (isImageName(name) ? 'keep' : 'ignore') })) return
+  } catch (err) {
+    if (err instanceof DatasetError) throw new UsageError(`${err.message}: not uploaded`)
+    throw err
+  }
+  throw new UsageError(`${path} holds no images (${IMAGE_HINT}): nothing to train on, not uploaded`)
 }
 
 /** `datasets/<name><suffix>`, refusing names that would land elsewhere or be unreadable as keys. */

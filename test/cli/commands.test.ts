@@ -155,6 +155,15 @@ describe('agegender runs / status / metrics', () => {
     expect(failed.out).toContain('failed: no usable images: 6 unreadable')
   })
 
+  it('status --follow: gives up, exit 1, when the run never appears (the trigger skipped the upload)', async () => {
+    let polls = 0
+    const io = captureIo({ now: () => NOW, sleep: async () => void polls++ })
+    const code = await main(['status', 'never-eeeeeeeeee', '--follow', '--interval', '2', '--appear', '10', '--bucket', s3().bucket], io)
+    expect(code).toBe(1)
+    expect(polls).toBe(5)
+    expect(io.stderrText()).toMatch(/no run never-eeeeeeeeee after 10 s: the trigger did not start one/)
+  })
+
   it('metrics: key figures, and where the report, model and log are; --report saves it', async () => {
     await seed()
     await putJson(store, `runs/${SUCCEEDED.runId}/metrics.json`, METRICS)

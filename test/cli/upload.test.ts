@@ -10,7 +10,8 @@ import { S3Store } from '../../core/store/s3-store.js'
 import { putJson } from '../../core/store/object-store.js'
 import { parseS3Event, plan } from '../../functions/trigger/index.js'
 import { main } from '../../cli/main.js'
-import { makeImages, writeFolder, zipBuffer } from '../support/images.js'
+import { gzipSync } from 'node:zlib'
+import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../support/images.js'
 import { useTestS3 } from '../support/s3-server.js'
 import { captureIo } from './io.js'
 
@@ -66,10 +67,10 @@ describe('agegender upload', () => {
   })
 
   it('uploads a large folder in parts, and still names the run as the trigger does', async () => {
-    // Prepare: more than one 5 MiB part, incompressible
+    // Prepare: more than one 5 MiB part, incompressible (named as photos: a folder without images is refused)
     const big = await writeFolder([
-      { name: 'a.bin', bytes: randomBytes(4 * 1024 * 1024) },
-      { name: 'b.bin', bytes: randomBytes(3 * 1024 * 1024) },
+      { name: 'a.jpg', bytes: randomBytes(4 * 1024 * 1024) },
+      { name: 'b.jpg', bytes: randomBytes(3 * 1024 * 1024) },
     ])
     try {
       const { code, out, err } = await cli('upload', big, '--name', 'large', '--part-size', '5')
@@ -111,10 +112,18 @@ describe('agegender upload', () => {
   it('refuses what is not a dataset, with exit code 2', async () => {
     await writeFile(join(work, 'notes.txt'), 'hello')
     await writeFolder([{ name: 'empty/' }], work)
+    await writeFolder([{ name: 'docs/README.md', bytes: Buffer.from('# no faces') }], work)
+    await writeFile(join(work, 'empty.zip'), await zipBuffer([]))
+    await writeFile(join(work, 'readme-only.tar.gz'), gzipSync(await tarBuffer([{ name: 'README.md', bytes: Buffer.from('# no faces') }])))
+    await writeFile(join(work, 'zero.tar.gz'), '')
     const cases: [string[], RegExp][] = [
       [['upload', 'notes.txt'], /upload a folder or a .zip \/ .tar \/ .tar.gz \/ .tgz archive/],
       [['upload', 'missing-folder'], /no such file or folder/],
       [['upload', 'empty'], /holds no files/],
+      [['upload', 'docs'], /docs holds no images \(.jpg, .jpeg, .png or .webp files\): nothing to train on, not uploaded/],
+      [['upload', 'empty.zip'], /empty\.zip holds no images/],
+      [['upload', 'readme-only.tar.gz'], /readme-only\.tar\.gz holds no images/],
+      [['upload', 'zero.tar.gz'], /zero\.tar\.gz: .*not uploaded/],
       [['upload', 'UTKFace', '--name', '../x'], /bad dataset name/],
       [['upload'], /upload takes one folder or archive/],
     ]
@@ -123,6 +132,9 @@ describe('agegender upload', () => {
       expect(code, argv.join(' ')).toBe(2)
       expect(err).toMatch(message)
     }
+    // nothing reached the bucket
+    const keys = (await new S3Store({ bucket: s3().bucket }).list('datasets/')).map((o) => o.key)
+    expect(keys.filter((k) => /docs|empty|readme-only|zero/.test(k))).toEqual([])
   })
 })
 

@@ -61,7 +61,8 @@ describe('local system', () => {
     const archive = join(work, 'faces.tar.gz')
     await writeFile(archive, await tarBuffer(images.map((i) => ({ name: `UTKFace/${i.name}`, bytes: i.bytes })), { gzip: true }))
     // Act: upload with the CLI, as a user would
-    const io = captureIo({ env: {} })
+    // no credentials in the environment: the CLI finds the ones the system saved in its data folder
+    const io = captureIo({ env: { AGEGENDER_DATA_DIR: dataDir } })
     const code = await main(['upload', archive, '--endpoint', s.s3Endpoint, '--bucket', s.bucket], io)
     // Assess
     expect(code, io.stderrText()).toBe(0)
@@ -123,10 +124,13 @@ describe('local system', () => {
       return st?.state === 'running' && (st.epoch ?? 0) >= 1
     }, 90_000)
     // Act: stop mid-run, start again on the same data
+    const secret = system!.env['AWS_SECRET_ACCESS_KEY']
     await system!.stop()
     expect(existsSync(join(dataDir, 'endpoints.json'))).toBe(false)
     system = undefined
     system = await start()
+    // a shell that sourced env.sh before the restart still holds valid credentials
+    expect(system.env['AWS_SECRET_ACCESS_KEY']).toBe(secret)
     // Assess
     expect(system.recovered.resumed).toEqual([runId])
     const status = await waitForEnd(system, runId)

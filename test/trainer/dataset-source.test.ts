@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename as baseName, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -88,10 +88,30 @@ const SKIPPED = [
 ]
 
 describe('readEntries', () => {
-  it('reads a folder recursively: regular files only, junk passed over, big files and symlinks reported', async () => {
+  it('reads a folder recursively: regular files only, junk passed over, big files and broken links reported', async () => {
     const { entries, skipped } = await readAll({ path: join(dir, 'folder') })
     expect(entries).toEqual(expected)
-    expect(skipped).toEqual(SKIPPED)
+    // link.jpg points at UTKFace/<name>, which does not exist: a broken link (archives keep it as a link entry)
+    expect(skipped).toEqual([SKIPPED[0], { name: 'UTKFace/link.jpg', reason: 'broken-link' }])
+  })
+
+  it('follows a folder made of symlinks, to files and to folders, once each, and reports a broken link', async () => {
+    const subset = join(dir, 'subset')
+    await mkdir(join(subset, 'more'), { recursive: true })
+    const originals = expected.filter((f) => f.name.startsWith('UTKFace/') && !f.name.includes('/deep/'))
+    for (const f of originals) await symlink(join(dir, 'folder', f.name), join(subset, baseName(f.name)))
+    await symlink(join(dir, 'folder', 'UTKFace', 'deep'), join(subset, 'more', 'deep'))
+    await symlink(subset, join(subset, 'more', 'loop')) // a cycle: read once
+    await symlink(join(dir, 'gone.jpg'), join(subset, 'gone.jpg'))
+    const { entries, skipped } = await readAll({ path: subset })
+    const want = [
+      ...originals.map((f) => ({ name: baseName(f.name), bytes: f.bytes })),
+      ...expected
+        .filter((f) => f.name.includes('/deep/'))
+        .map((f) => ({ name: `more/deep/${f.name.slice('UTKFace/deep/'.length)}`, bytes: f.bytes })),
+    ].sort(byName)
+    expect(entries).toEqual(want)
+    expect(skipped).toEqual([{ name: 'gone.jpg', reason: 'broken-link' }])
   })
 
   for (const name of ['data.zip', 'data.tar', 'data.tar.gz', 'data.tgz']) {

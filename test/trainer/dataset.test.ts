@@ -65,7 +65,7 @@ describe('loadDataset', () => {
       'bad-gender': 1,
       'bad-race': 1,
       'too-large': 1,
-      'not-a-file': 1,
+      'broken-link': 1,
     })
     expect(d.skippedExamples).toContainEqual({ name: 'UTKFace/photo.jpg', reason: 'bad-name' })
     expect(d.labelsCsv).toBeUndefined()
