@@ -27,10 +27,11 @@ describe.skipIf(!present)('pretrained weights from a URL', () => {
     server = createServer((req, res) => {
       requests++
       if (req.url !== '/resnet18/model.safetensors') {
-        res.writeHead(404).end('not found')
+        res.writeHead(404, { connection: 'close' }).end('not found')
         return
       }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length }).end(bytes)
+      // no keep-alive: a socket the server closes between tests must not be reused by the next fetch
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, connection: 'close' }).end(bytes)
     })
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
     const { port } = server.address() as { port: number }
