@@ -29,7 +29,7 @@ import {
   type Label,
   type LabelsCsv,
 } from '../core/labels.js'
-import { imageFormatOf } from '../core/image-signature.js'
+import { sniffImageFormat } from '../core/image-format.js'
 import { splitOf, type Split } from '../core/split.js'
 import { DatasetError, readEntries, type DatasetSource, type EntryFilter, type ReadOptions } from './dataset-source.js'
 
@@ -88,7 +88,7 @@ export type LoadOptions = Pick<ReadOptions, 'maxEntryBytes' | 'onProgress' | 'ma
 export const datasetEntryFilter: EntryFilter = (name, head) => {
   if (isLabelsCsvName(name)) return 'keep'
   if (!isImageName(name)) return 'ignore'
-  return imageFormatOf(head) ? 'keep' : 'unreadable-image'
+  return sniffImageFormat(head) ? 'keep' : 'unreadable-image'
 }
 
 /**
