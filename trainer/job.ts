@@ -11,7 +11,7 @@
  * - `AGEGENDER_BACKEND` (default auto), `AWS_BATCH_JOB_ATTEMPT` (set by Batch).
  * @module
  */
-import { initEngine } from '../core/engine/index.js'
+import { formatEngineReport, initEngine } from '../core/engine/index.js'
 import { storeFromUri } from '../core/store/index.js'
 import { parseJobEnv, runJob } from './job-run.js'
 import { packageVersion } from './version.js'
@@ -19,6 +19,7 @@ import { packageVersion } from './version.js'
 const env = parseJobEnv(process.env)
 const engine = await initEngine({ backend: env.backend as never })
 console.error(`TensorFlow.js backend: ${engine.description}`)
+for (const line of formatEngineReport(engine.report)) console.error(line)
 const store = storeFromUri(env.storeUri)
 const controller = new AbortController()
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

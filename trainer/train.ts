@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
+import { setLearningRate, type EngineReport } from '../core/engine/index.js'
 import { baselines, testSummary, type Metrics } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
@@ -71,7 +72,8 @@ export interface TrainOptions {
   readonly config: TrainConfig
   /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
   readonly output: ObjectStore
-  readonly backend: { name: string; description: string }
+  /** The engine in use (`initEngine`'s result); its `report`, when given, goes to metrics.json as `engine`. */
+  readonly backend: { name: string; description: string; report?: EngineReport }
   /** Continue from `checkpoint/` in the output store if one is there. */
   readonly resume?: boolean
   readonly runId?: string
@@ -94,6 +96,8 @@ export interface TrainMetrics {
   readonly history: EpochRecord[]
   readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
   readonly backend: { name: string; description: string }
+  /** Each engine kernel and patch on or off, with the reason (see core/engine/report.ts). */
+  readonly engine?: EngineReport
   readonly dataset: DatasetInfo & { decodeFailures: number }
   readonly config: TrainConfig
   readonly timings: Record<string, number>
@@ -226,7 +230,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     for (let b = 0; b < batchesPerEpoch; b++) {
       const batch = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => splits.train[i]!)
       lr = learningRateAt(config, step, totalSteps)
-      ;(optimizer as unknown as { learningRate: number }).learningRate = lr
+      setLearningRate(optimizer, lr)
       const x = tf.tidy(() => {
         const unit = toUnitBatch(
           batch.map((s) => s.pixels),
@@ -320,7 +324,8 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       trainImagesPerSecond: throughputs.length ? median(throughputs) : 0,
       evalImagesPerSecond: testEval?.imagesPerSecond ?? null,
     },
-    backend,
+    backend: { name: backend.name, description: backend.description },
+    ...(backend.report ? { engine: backend.report } : {}),
     dataset: {
       ...options.dataset,
       counts: { ...options.dataset.counts, ...counts },

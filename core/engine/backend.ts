@@ -98,7 +98,7 @@ async function start(choice: BackendChoice, options: EngineOptions): Promise<Eng
     features: { 'tfjs-version': versionCheck(versions), ...value.features },
   }
   // Rungs that are installed but failed are worth a word in the one-line description; absent ones are not.
-  const failed = fallbacks.filter((f) => !f.includes('is not installed'))
+  const failed = fallbacks.filter((f) => !f.includes(' is not installed'))
   const description = failed.length ? `${value.description}; passed over ${failed.join('; ')}` : value.description
   return { name: value.name, description, report }
 }
@@ -127,7 +127,7 @@ async function loadNode(pkg: string, what: string): Promise<Loaded> {
     version = module.version?.[pkg.slice('@tensorflow/'.length)] ?? '?'
   } catch (error) {
     const missing = /Cannot find (package|module)/.test(String(error)) && String(error).includes(pkg)
-    throw new Error(missing ? `${pkg} is not installed` : `${pkg} failed to load (${firstLine(error)})`)
+    throw new Error(missing ? `${pkg} is not installed; install it or pick another backend` : `${pkg} failed to load (${firstLine(error)})`)
   }
   if (!tf.findBackendFactory('tensorflow')) {
     throw new Error(`${pkg} loaded but registered no 'tensorflow' backend: it uses another copy of @tensorflow/tfjs-core`)

@@ -33,7 +33,7 @@ export async function climb<T>(rungs: readonly Rung<T>[]): Promise<Climbed<T>> {
     }
   }
   throw new Error(
-    rungs.length === 1 ? `backend ${fallbacks[0]}; install it or pick another backend` : `no TensorFlow.js backend works (${fallbacks.join('; ')})`
+    rungs.length === 1 ? `backend ${fallbacks[0]}` : `no TensorFlow.js backend works (${fallbacks.join('; ')})`
   )
 }
 

@@ -22,8 +22,8 @@ it('auto picks wasm with the training kernels, once, and reports why it passed o
   expect(info.name).toBe('wasm')
   expect(info.description).toMatch(/^wasm \(SIMD kernels, 1 thread, 11 training kernels, 3\/3 patches\)$/)
   expect(info.report.fallbacks).toEqual([
-    'tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed',
-    'tensorflow: @tensorflow/tfjs-node is not installed',
+    'tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed; install it or pick another backend',
+    'tensorflow: @tensorflow/tfjs-node is not installed; install it or pick another backend',
   ])
   for (const name of ['training-kernels', 'simd-kernels', 'lazy-conv-gradients', 'fused-batch-norm', 'fused-adam', 'tfjs-version']) {
     expect(info.report.features[name], name).toMatchObject({ on: true })
