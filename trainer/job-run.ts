@@ -28,6 +28,7 @@ const JobEnv = z
     TRAIN_WIDTH: z.string().optional(),
     TRAIN_MAX_IMAGES: z.string().optional(),
     TRAIN_SEED: z.string().optional(),
+    TRAIN_WORKERS: z.string().optional(),
     TRAIN_PRETRAINED: z.string().optional(),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
     AGEGENDER_BACKEND: z.string().default('auto'),
@@ -62,6 +63,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
       width: e.TRAIN_WIDTH,
       maxImages: e.TRAIN_MAX_IMAGES,
       seed: e.TRAIN_SEED,
+      workers: e.TRAIN_WORKERS,
       pretrained: e.TRAIN_PRETRAINED,
     }).filter((kv): kv is [string, string] => kv[1] !== undefined && kv[1] !== '')
   )

@@ -258,6 +258,9 @@ export function createParallelTrainStep(
   if (!Number.isInteger(replicas) || replicas < 2) throw new Error(`replicas must be an integer ≥ 2, got ${replicas}`)
   const adam = optimizer as unknown as AdamFields
   if (optimizer.getClassName() !== 'Adam') throw new Error(`data-parallel training supports Adam only, got ${optimizer.getClassName()}`)
+  if (tf.getBackend() !== 'wasm' && tf.getBackend() !== 'cpu') {
+    throw new Error(`data-parallel workers are for the CPU backends (wasm, cpu), not ${tf.getBackend()}`)
+  }
   let shared: Shared | undefined
   let workers: Worker[] = []
 

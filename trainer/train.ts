@@ -177,7 +177,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     log(`initialized ${layers} backbone layers from ${config.pretrained}`)
   }
   const optimizer = tf.train.adam(config.learningRate)
-  const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight })
+  const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight, replicas: config.workers })
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([config.imageSize, config.width, config.batchSize, config.epochs, config.seed, counts]))
     .digest('hex')
@@ -346,6 +346,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   await putJson(output, 'metrics.json', metrics)
   await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), { contentType: 'text/html; charset=utf-8' })
   await emit({ type: 'done', metrics })
+  await (stepFn as { close?: () => Promise<void> }).close?.()
   model.dispose()
   optimizer.dispose()
   return metrics
