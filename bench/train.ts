@@ -5,11 +5,13 @@
  * sizes and batch when Debian's `python3-torch` is installed.
  *
  *   tsx bench/train.ts [--sizes 64,128] [--batch 32] [--warmup 2] [--steps 3] [--repeats 3]
- *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--profile] [--no-peer]
+ *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--workers N] [--profile] [--no-peer]
  *
  * Each repeat times `steps` steps; the median repeat is reported. Besides wall-clock images/s it prints
- * images per CPU-second of this process: on a machine shared with other work, wall time swings with their
- * load while CPU time (one thread) stays close to what an idle machine would show. `--profile` adds the ten
+ * images per CPU-second of this process (all its threads, `process.cpuUsage`): on a machine shared with other
+ * work, wall time swings with their load while CPU time stays close to what an idle machine would show.
+ * `--workers N` runs the data-parallel step (`trainer/parallel-step.ts`) with N replicas: its wall-clock gain
+ * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). `--profile` adds the ten
  * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
  * @module
  */
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '3' },
     repeats: { type: 'string', default: '3' },
     backend: { type: 'string' },
+    workers: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     'no-peer': { type: 'boolean', default: false },
   },
@@ -51,6 +54,7 @@ const batch = positive('batch', args.batch)
 const warmup = Number(args.warmup)
 const steps = positive('steps', args.steps)
 const repeats = positive('repeats', args.repeats)
+const workers = positive('workers', args.workers)
 const backendChoice = (args.backend ?? process.env['AGEGENDER_BACKEND'] ?? 'auto') as BackendChoice
 if (!BACKEND_CHOICES.includes(backendChoice)) {
   throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${backendChoice}`)
@@ -77,7 +81,7 @@ interface Measurement {
 async function measure(size: number): Promise<Measurement> {
   const model = createModel({ inputSize: size, seed: 1 })
   const optimizer = tf.train.adam(1e-3)
-  const step = createTrainStep(model, optimizer)
+  const step = createTrainStep(model, optimizer, { replicas: workers })
   const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D
   const age = tf.randomUniform([batch], 1, 90, 'float32', 2) as tf.Tensor1D
   const gender = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch], 0, 1, 'float32', 3), 0.5), 'float32'))
@@ -92,6 +96,7 @@ async function measure(size: number): Promise<Measurement> {
     cpuRounds.push((steps * batch * 1000) / (cpuMs() - c0))
   }
   if (args.profile) await profileStep(() => step(x, age, gender), size)
+  await (step as { close?: () => Promise<void> }).close?.()
   tf.dispose([x, age, gender])
   model.dispose()
   optimizer.dispose()
@@ -141,7 +146,7 @@ function peer(size: number): { imagesPerSecond: number } | { missing: string } {
 const engine = await initEngine({ backend: backendChoice })
 console.log(`backend: ${engine.description}`)
 console.log(
-  `batch ${batch}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
+  `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
     `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`
 )
 for (const size of sizes) {

@@ -22,6 +22,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --no-augment           no flips, crops or colour jitter
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
+  --workers N            data-parallel worker threads incl. this one (default 1; CPU backends)
   --backend NAME         auto | tensorflow-gpu | tensorflow | wasm | cpu (or env AGEGENDER_BACKEND)
 `
 
@@ -51,6 +52,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       'frozen-backbone': { type: 'string' },
       'max-images': { type: 'string' },
       width: { type: 'string' },
+      workers: { type: 'string' },
       dropout: { type: 'string' },
       'gender-weight': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
@@ -81,6 +83,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('frozenBackboneFraction', values['frozen-backbone']),
       ...pick('maxImages', values['max-images']),
       ...pick('width', values.width),
+      ...pick('workers', values.workers),
       ...pick('dropout', values.dropout),
       ...pick('genderWeight', values['gender-weight']),
       augment: !values['no-augment'],

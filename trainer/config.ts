@@ -46,6 +46,11 @@ export const TrainConfig = z.object({
   /** Use at most this many images (taken evenly by split), for quick runs. */
   maxImages: z.coerce.number().int().positive().optional(),
   evalBatchSize: z.coerce.number().int().positive().default(64),
+  /**
+   * Data-parallel replicas on CPU (this thread + workers - 1 worker threads, see parallel-step.ts). 1 until a
+   * speed-up is measured on the machine at hand; BatchNorm then normalizes each batch/workers shard separately.
+   */
+  workers: z.coerce.number().int().min(1).max(64).default(1),
 })
 export type TrainConfig = z.infer<typeof TrainConfig>
 export type TrainConfigInput = z.input<typeof TrainConfig>

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from 'zod'
+import type { EngineReport } from '../core/engine/index.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
@@ -35,6 +36,7 @@ const JobEnv = z
     TRAIN_WIDTH: z.string().optional(),
     TRAIN_MAX_IMAGES: z.string().optional(),
     TRAIN_SEED: z.string().optional(),
+    TRAIN_WORKERS: z.string().optional(),
     TRAIN_PRETRAINED: z.string().optional(),
     TRAIN_PRETRAINED_SHA256: z.string().optional(),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
@@ -86,6 +88,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
       width: e.TRAIN_WIDTH,
       maxImages: e.TRAIN_MAX_IMAGES,
       seed: e.TRAIN_SEED,
+      workers: e.TRAIN_WORKERS,
       pretrained: e.TRAIN_PRETRAINED,
       pretrainedSha256: e.TRAIN_PRETRAINED_SHA256,
     }).filter((kv): kv is [string, string] => kv[1] !== undefined && kv[1] !== '')
@@ -113,7 +116,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
 export interface RunJobOptions {
   readonly env: JobEnv
   readonly store: ObjectStore
-  readonly backend: { name: string; description: string; device?: string }
+  readonly backend: { name: string; description: string; device?: string; report?: EngineReport }
   readonly packageVersion?: string
   /** Aborted by SIGTERM/SIGINT: the trainer checkpoints after the current step and the run is `interrupted`. */
   readonly signal?: AbortSignal
@@ -302,7 +305,7 @@ function isNewer(current: Promotion, runCreatedAt: string): boolean {
 
 export interface JobProcessDeps {
   /** Initializes TensorFlow.js with the requested backend (`core/engine`'s `initEngine`). */
-  readonly initEngine: (backend: string) => Promise<{ name: string; description: string }>
+  readonly initEngine: (backend: string) => Promise<{ name: string; description: string; report?: EngineReport }>
   /** Opens the store a URI names (`core/store`'s `storeFromUri`). */
   readonly openStore: (uri: string) => ObjectStore
   /** Whether the initialized backend computes on a GPU (`usesGpu(tf.backend())`). */
@@ -336,7 +339,7 @@ export async function runJobProcess(processEnv: Record<string, string | undefine
     log(`run failed: cannot open the store ${env.storeUri}: ${errorMessage(err)}`)
     return JOB_EXIT.FAILED
   }
-  let backend: { name: string; description: string; device: string }
+  let backend: { name: string; description: string; device: string; report?: EngineReport }
   try {
     const engine = await deps.initEngine(env.backend)
     log(`TensorFlow.js backend: ${engine.description}`)

@@ -19,7 +19,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { initEngine, type BackendChoice } from '../core/engine/index.js'
+import { formatEngineReport, initEngine, type BackendChoice } from '../core/engine/index.js'
 import { storeFromUri } from '../core/store/index.js'
 import { nvidiaGpuNames, usesGpu } from './device.js'
 import { runJobProcess } from './job-run.js'
@@ -38,7 +38,11 @@ if (process.send) {
   })
 }
 const code = await runJobProcess(process.env, {
-  initEngine: (backend) => initEngine({ backend: backend as BackendChoice }),
+  initEngine: async (backend) => {
+    const engine = await initEngine({ backend: backend as BackendChoice })
+    for (const line of formatEngineReport(engine.report)) console.error(line)
+    return engine
+  },
   openStore: (uri) => storeFromUri(uri),
   usesGpu: () => usesGpu(tf.backend()),
   gpuNames: nvidiaGpuNames,

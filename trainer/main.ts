@@ -4,7 +4,7 @@
  * @module
  */
 import { resolve } from 'node:path'
-import { initEngine } from '../core/engine/index.js'
+import { formatEngineReport, initEngine } from '../core/engine/index.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { parseTrainArgs, UsageError } from './cli-args.js'
 import { parseTrainConfig } from './config.js'
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   const config = parseTrainConfig(args.config)
   const engine = await initEngine({ backend: (args.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto') as never })
   console.error(`TensorFlow.js backend: ${engine.description}`)
+  for (const line of formatEngineReport(engine.report)) console.error(line)
   const { items, dataset } = await loadDatasetForTraining({ path: resolve(args.data) })
   const out = resolve(args.out)
   const metrics = await train({

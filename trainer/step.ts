@@ -12,10 +12,17 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { applyGradients } from '../core/engine/index.js'
+import { createParallelTrainStep } from './parallel-step.js'
 
 export interface TrainStepOptions {
   /** Weight of the gender loss against the age L1 loss (years). @default 1 */
   readonly genderWeight?: number
+  /**
+   * Data-parallel replicas: 1 runs the step on this thread; N ≥ 2 shards each batch over this thread and
+   * N - 1 worker threads (`parallel-step.ts`; Adam only). The step then has a `close()` that stops them.
+   * @default 1
+   */
+  readonly replicas?: number
 }
 
 export interface StepLosses {
@@ -35,59 +42,88 @@ export type TensorTrainStep = (x: tf.Tensor4D, age: tf.Tensor1D | tf.Tensor2D, g
 /** Probabilities are clipped away from 0 and 1 before the log, as Keras does. */
 const EPSILON = 1e-7
 
+/** The losses and gradients of one batch, not applied; the caller disposes `grads` and `losses`. */
+export interface BatchGradients {
+  /** The trainable variables, in `model.trainableWeights` order. */
+  readonly variables: tf.Variable[]
+  readonly grads: tf.NamedTensorMap
+  /** `[loss, ageLoss, genderLoss]` */
+  readonly losses: tf.Tensor1D
+}
+
+/**
+ * Forward (training mode, so BatchNorm updates its moving statistics) and backward pass of one batch.
+ * Shared by the single-thread step and each data-parallel replica (`parallel-step.ts`).
+ */
+export function batchGradients(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  x: tf.Tensor4D,
+  age: tf.Tensor1D | tf.Tensor2D,
+  gender: tf.Tensor,
+  genderWeight: number
+): BatchGradients {
+  const batch = x.shape[0]
+  if (age.size !== batch || gender.size !== batch) {
+    throw new Error(`batch of ${batch} images has ${age.size} ages and ${gender.size} genders`)
+  }
+  // Looked up per step: a caller may freeze or unfreeze layers between steps.
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable)
+  // computeGradients() runs the loss function in its own tidy and keeps only the total, so the two parts
+  // are kept explicitly and released once stacked.
+  let parts: tf.Scalar[] = []
+  try {
+    return tf.tidy(() => {
+      const ageTarget = tf.reshape(age, [batch, 1])
+      const genderTarget = tf.cast(tf.reshape(gender, [batch, 1]), 'float32')
+      const { value: cost, grads } = optimizer.computeGradients(() => {
+        const [agePred, genderPred] = model.apply(x, { training: true }) as tf.Tensor[]
+        if (!agePred || !genderPred) throw new Error('the model must have two outputs: age and gender')
+        const ageLoss = tf.mean(tf.abs(tf.sub(agePred, ageTarget))) as tf.Scalar
+        const p = tf.clipByValue(genderPred, EPSILON, 1 - EPSILON)
+        const logLikelihood = tf.add(tf.mul(genderTarget, tf.log(p)), tf.mul(tf.sub(1, genderTarget), tf.log(tf.sub(1, p))))
+        const genderLoss = tf.neg(tf.mean(logLikelihood)) as tf.Scalar
+        parts = [tf.keep(ageLoss), tf.keep(genderLoss)]
+        return tf.add(ageLoss, tf.mul(genderWeight, genderLoss)) as tf.Scalar
+      }, variables)
+      return { variables, grads, losses: tf.stack([cost, ...parts]) as tf.Tensor1D }
+    })
+  } finally {
+    tf.dispose(parts)
+  }
+}
+
+export function checkGenderWeight(options: TrainStepOptions): number {
+  const genderWeight = options.genderWeight ?? 1
+  if (!Number.isFinite(genderWeight) || genderWeight < 0) {
+    throw new Error(`genderWeight must be a non-negative number, got ${genderWeight}`)
+  }
+  return genderWeight
+}
+
 export function createTrainStepTensors(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   options: TrainStepOptions = {}
 ): TensorTrainStep {
-  const genderWeight = options.genderWeight ?? 1
-  if (!Number.isFinite(genderWeight) || genderWeight < 0) {
-    throw new Error(`genderWeight must be a non-negative number, got ${genderWeight}`)
-  }
+  const genderWeight = checkGenderWeight(options)
   return (x, age, gender) => {
-    const batch = x.shape[0]
-    if (age.size !== batch || gender.size !== batch) {
-      throw new Error(`batch of ${batch} images has ${age.size} ages and ${gender.size} genders`)
-    }
-    // Looked up per step: a caller may freeze or unfreeze layers between steps.
-    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable)
-    // computeGradients() runs the loss function in its own tidy and keeps only the total, so the two parts
-    // are kept explicitly and released once stacked.
-    let parts: tf.Scalar[] = []
+    const { variables, grads, losses } = batchGradients(model, optimizer, x, age, gender, genderWeight)
     try {
-      return tf.tidy(() => {
-        const ageTarget = tf.reshape(age, [batch, 1])
-        const genderTarget = tf.cast(tf.reshape(gender, [batch, 1]), 'float32')
-        const { value: cost, grads } = optimizer.computeGradients(
-          () => {
-            const [agePred, genderPred] = model.apply(x, { training: true }) as tf.Tensor[]
-            if (!agePred || !genderPred) throw new Error('the model must have two outputs: age and gender')
-            const ageLoss = tf.mean(tf.abs(tf.sub(agePred, ageTarget))) as tf.Scalar
-            const p = tf.clipByValue(genderPred, EPSILON, 1 - EPSILON)
-            const logLikelihood = tf.add(
-              tf.mul(genderTarget, tf.log(p)),
-              tf.mul(tf.sub(1, genderTarget), tf.log(tf.sub(1, p)))
-            )
-            const genderLoss = tf.neg(tf.mean(logLikelihood)) as tf.Scalar
-            parts = [tf.keep(ageLoss), tf.keep(genderLoss)]
-            return tf.add(ageLoss, tf.mul(genderWeight, genderLoss)) as tf.Scalar
-          },
-          variables
-        )
-        applyGradients(
-          optimizer,
-          variables.map((v) => ({ name: v.name, tensor: grads[v.name] }))
-        )
-        tf.dispose(grads)
-        return tf.stack([cost, ...parts]) as tf.Tensor1D
-      })
+      applyGradients(
+        optimizer,
+        variables.map((v) => ({ name: v.name, tensor: grads[v.name] }))
+      )
     } finally {
-      tf.dispose(parts)
+      tf.dispose(grads)
     }
+    return losses
   }
 }
 
 export function createTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
+  const replicas = options.replicas ?? 1
+  if (replicas !== 1) return createParallelTrainStep(model, optimizer, checkGenderWeight(options), replicas)
   const step = createTrainStepTensors(model, optimizer, options)
   return (x, age, gender) => {
     const losses = step(x, age, gender)

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
 import type { AgeIntervalCalibration, IntervalEvaluation } from '../core/age-interval.js'
 import { toInferenceModel } from '../core/inference-model.js'
+import { setLearningRate, type EngineReport } from '../core/engine/index.js'
 import { baselines, testSummary, type Metrics } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
@@ -78,7 +79,8 @@ export interface TrainOptions {
   readonly config: TrainConfig
   /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
   readonly output: ObjectStore
-  readonly backend: { name: string; description: string; device?: string }
+  /** The engine in use (`initEngine`'s result); its `report`, when given, goes to metrics.json as `engine`. */
+  readonly backend: { name: string; description: string; device?: string; report?: EngineReport }
   /** Continue from `checkpoint/` in the output store if one is there. */
   readonly resume?: boolean
   readonly runId?: string
@@ -112,6 +114,8 @@ export interface TrainMetrics {
   readonly history: EpochRecord[]
   readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
   readonly backend: { name: string; description: string; device?: string }
+  /** Each engine kernel and patch on or off, with the reason (see core/engine/report.ts). */
+  readonly engine?: EngineReport
   readonly dataset: DatasetInfo & { decodeFailures: number }
   readonly config: TrainConfig
   readonly timings: Record<string, number>
@@ -208,11 +212,14 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     log('training from scratch: no pretrained weights given')
   }
   // fine-tuning: the new heads at the full rate, the pretrained backbone slower (frozen at first if asked)
+  if (config.pretrained && config.workers > 1) {
+    throw new TrainingError('fine-tuning (pretrained weights) runs on one worker: drop --workers or --pretrained')
+  }
   const layerwise = config.pretrained
     ? new LayerwiseAdam(config.learningRate, headVariableNames(model), config.backboneLearningRateScale)
     : null
   const optimizer = layerwise ?? tf.train.adam(config.learningRate)
-  const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight })
+  const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight, replicas: config.workers })
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([config.imageSize, config.width, config.batchSize, config.epochs, config.seed, counts]))
     .digest('hex')
@@ -285,7 +292,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       const batch = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => splits.train[i]!)
       lr = learningRateAt(config, step, totalSteps)
       if (layerwise) layerwise.backboneScale = step < frozenSteps ? 0 : config.backboneLearningRateScale
-      ;(optimizer as unknown as { learningRate: number }).learningRate = lr
+      setLearningRate(optimizer, lr)
       const x = tf.tidy(() => {
         const unit = toUnitBatch(
           batch.map((s) => s.pixels),
@@ -402,7 +409,8 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       trainImagesPerSecond: throughputs.length ? median(throughputs) : 0,
       evalImagesPerSecond: testEval?.imagesPerSecond ?? null,
     },
-    backend,
+    backend: { name: backend.name, description: backend.description, ...(backend.device ? { device: backend.device } : {}) },
+    ...(backend.report ? { engine: backend.report } : {}),
     dataset: {
       ...options.dataset,
       counts: { ...options.dataset.counts, ...counts },
@@ -426,6 +434,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   await putJson(output, 'metrics.json', metrics)
   await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), { contentType: 'text/html; charset=utf-8' })
   await emit({ type: 'done', metrics })
+  await (stepFn as { close?: () => Promise<void> }).close?.()
   model.dispose()
   optimizer.dispose()
   return metrics

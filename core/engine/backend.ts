@@ -1,18 +1,29 @@
 /**
- * Picks and initializes the TensorFlow.js backend once per process.
+ * Picks and initializes the TensorFlow.js backend once per process, and reports what it runs with.
  *
- * Auto order: `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node` (both optional native builds), then the
- * WebAssembly backend with this project's training kernels ({@link ./wasm-kernels.ts}), then plain JS `cpu`.
- * The caller decides a forced choice (the CLI passes `AGEGENDER_BACKEND`); this module never reads the
- * environment, so a Lambda handler and a test can pick without side effects.
+ * Auto order (the ladder, `ladder.ts`): `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node` (both optional
+ * native builds, loaded after the `node:util` shim of `node-compat.ts`), then the WebAssembly backend with this
+ * project's kernels and patches, then plain JS `cpu`. Each rung must pass a probe op before it is chosen; the
+ * reasons rungs were passed over are in the report. The caller decides a forced choice (the CLI passes
+ * `AGEGENDER_BACKEND`); this module never reads the environment, so a Lambda handler and a test can pick
+ * without side effects.
+ *
+ * The kernels and patches are installed only when wasm is chosen (they serve no other backend), and each says
+ * in the report whether it is on and why not.
  * @module
  */
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { installFusedBatchNorm } from './batch-norm.js'
+import { checkFusedAdam } from './fused-adam.js'
+import { activateBackend, climb, firstLine } from './ladder.js'
 import { installLazyConvGradients } from './lazy-conv-grad.js'
-import { registerWasmTrainingKernels } from './wasm-kernels.js'
+import { installNodeUtilShim } from './node-compat.js'
+import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
+import { runtimeHasRelaxedSimd, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
+import { asWasm, simd } from './wasm-heap.js'
+import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu'
 
@@ -31,8 +42,10 @@ export interface EngineOptions {
 export interface EngineInfo {
   /** The tfjs backend name: `tensorflow`, `wasm` or `cpu`. */
   readonly name: string
-  /** One line for logs, e.g. `wasm (SIMD, 1 thread, training kernels)`. */
+  /** One line for logs, e.g. `wasm (SIMD kernels, 1 thread, 11 training kernels, 3 patches)`. */
   readonly description: string
+  /** Everything the engine runs with, on or off with a reason (see `report.ts`). */
+  readonly report: EngineReport
 }
 
 let current: Promise<EngineInfo> | undefined
@@ -65,23 +78,32 @@ function backendName(choice: BackendChoice): string {
   return choice === 'tensorflow-gpu' ? 'tensorflow' : choice
 }
 
-async function start(choice: BackendChoice, options: EngineOptions): Promise<EngineInfo> {
-  installLazyConvGradients()
-  installFusedBatchNorm()
-  if (choice !== 'auto') return load(choice, options)
-  const failures: string[] = []
-  for (const candidate of ['tensorflow-gpu', 'tensorflow', 'wasm'] as const) {
-    try {
-      return await load(candidate, options)
-    } catch (error) {
-      failures.push(`${candidate}: ${firstLine(error)}`)
-    }
-  }
-  const info = await load('cpu', options)
-  return { ...info, description: `${info.description}; faster backends unavailable (${failures.join('; ')})` }
+/** What one rung loaded: the backend, a short description and the features it brought. */
+interface Loaded {
+  readonly name: string
+  readonly description: string
+  readonly versions: Readonly<Record<string, string>>
+  readonly features: Readonly<Record<string, EngineFeature>>
 }
 
-async function load(choice: Exclude<BackendChoice, 'auto'>, options: EngineOptions): Promise<EngineInfo> {
+async function start(choice: BackendChoice, options: EngineOptions): Promise<EngineInfo> {
+  const order = choice === 'auto' ? (['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const) : [choice]
+  const { value, fallbacks } = await climb(order.map((name) => ({ name, load: () => load(name, options) })))
+  const versions = { ...tfjsVersions(), ...value.versions }
+  const report: EngineReport = {
+    backend: value.name,
+    node: process.version,
+    tfjs: versions,
+    fallbacks,
+    features: { 'tfjs-version': versionCheck(versions), ...value.features },
+  }
+  // Rungs that are installed but failed are worth a word in the one-line description; absent ones are not.
+  const failed = fallbacks.filter((f) => !f.includes(' is not installed'))
+  const description = failed.length ? `${value.description}; passed over ${failed.join('; ')}` : value.description
+  return { name: value.name, description, report }
+}
+
+async function load(choice: Exclude<BackendChoice, 'auto'>, options: EngineOptions): Promise<Loaded> {
   switch (choice) {
     case 'tensorflow-gpu':
       return loadNode('@tensorflow/tfjs-node-gpu', 'TensorFlow C library (GPU build)')
@@ -90,32 +112,45 @@ async function load(choice: Exclude<BackendChoice, 'auto'>, options: EngineOptio
     case 'wasm':
       return loadWasm(options.wasmPath)
     case 'cpu':
-      await activate('cpu')
-      return { name: 'cpu', description: 'cpu (plain JavaScript, slow)' }
+      await activateBackend('cpu')
+      return { name: 'cpu', description: 'cpu (plain JavaScript, slow)', versions: {}, features: {} }
   }
 }
 
-async function loadNode(pkg: string, what: string): Promise<EngineInfo> {
+async function loadNode(pkg: string, what: string): Promise<Loaded> {
+  const shimmed = installNodeUtilShim()
+  let version = '?'
   try {
     // A variable specifier: the packages are optional, so neither TypeScript nor a bundler may require them.
     const specifier: string = pkg
-    await import(specifier)
+    const module = (await import(specifier)) as { version?: Record<string, string> }
+    version = module.version?.[pkg.slice('@tensorflow/'.length)] ?? '?'
   } catch (error) {
-    throw new Error(`backend ${pkg} is not available (${firstLine(error)}); install it or pick another backend`)
+    const missing = /Cannot find (package|module)/.test(String(error)) && String(error).includes(pkg)
+    throw new Error(missing ? `${pkg} is not installed; install it or pick another backend` : `${pkg} failed to load (${firstLine(error)})`)
   }
   if (!tf.findBackendFactory('tensorflow')) {
     throw new Error(`${pkg} loaded but registered no 'tensorflow' backend: it uses another copy of @tensorflow/tfjs-core`)
   }
-  await activate('tensorflow')
-  return { name: 'tensorflow', description: `tensorflow (${pkg}, ${what})` }
+  await activateBackend('tensorflow')
+  return {
+    name: 'tensorflow',
+    description: `tensorflow (${pkg}, ${what})`,
+    versions: { [pkg.slice('@tensorflow/'.length)]: version },
+    features: {
+      'node-util-shim': shimmed.length
+        ? on(`defined node:util ${shimmed.join(', ')} for ${pkg} (removed in Node 23, tfjs#8609)`)
+        : off('not needed: this Node still has every node:util function tfjs-node calls'),
+    },
+  }
 }
 
-async function loadWasm(wasmPath: string | undefined): Promise<EngineInfo> {
+async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
   let wasm: typeof import('@tensorflow/tfjs-backend-wasm')
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm')
   } catch (error) {
-    throw new Error(`backend @tensorflow/tfjs-backend-wasm is not available (${firstLine(error)})`)
+    throw new Error(`@tensorflow/tfjs-backend-wasm is not installed or failed to load (${firstLine(error)})`)
   }
   if (!tf.findBackendFactory('wasm')) {
     throw new Error('@tensorflow/tfjs-backend-wasm registered with another copy of @tensorflow/tfjs-core')
@@ -128,30 +163,45 @@ async function loadWasm(wasmPath: string | undefined): Promise<EngineInfo> {
     // already initialized
   }
   registerWasmTrainingKernels()
-  await activate('wasm')
-  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
+  await activateBackend('wasm')
+  const features: Record<string, EngineFeature> = {
+    'training-kernels': on(`${Object.keys(WASM_TRAINING_KERNELS).join(', ')} registered for wasm`),
+    'simd-kernels': simdFeature(),
+    'lazy-conv-gradients': installLazyConvGradients(),
+    'fused-batch-norm': installFusedBatchNorm(),
+    'fused-adam': checkFusedAdam(),
+  }
+  const xnnSimd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
   const threads = wasm.getThreadsCount()
+  features['xnnpack-simd'] = xnnSimd ? on('tfjs-backend-wasm-simd.wasm') : off('this runtime has no WebAssembly SIMD')
+  features['xnnpack-threads'] =
+    threads > 1 ? on(`${threads} threads`) : off('1 thread: tfjs-backend-wasm threads need a browser Worker (see README, Engine)')
+  const patches = ['lazy-conv-gradients', 'fused-batch-norm', 'fused-adam'].filter((k) => features[k]!.on).length
+  const kernels = features['simd-kernels']!.on ? 'SIMD kernels' : 'JS loops (no SIMD kernels)'
   return {
     name: 'wasm',
-    description: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, training kernels)`,
+    description: `wasm (${kernels}, ${threads} thread${threads === 1 ? '' : 's'}, ${Object.keys(WASM_TRAINING_KERNELS).length} training kernels, ${patches}/3 patches)`,
+    versions: { 'tfjs-backend-wasm': wasm.version_wasm },
+    features,
   }
 }
 
-async function activate(name: string): Promise<void> {
-  let ok: boolean
-  try {
-    ok = await tf.setBackend(name)
-  } catch (error) {
-    throw new Error(`backend ${name} failed to initialize: ${firstLine(error)}`)
+/**
+ * The SIMD kernel module over the wasm heap: on, off because this runtime has no SIMD (or a test turned it
+ * off), or an error: a module that does not build where SIMD exists, or a backend that hides its heap's
+ * memory, is a defect to fix, not a mode to run in.
+ */
+function simdFeature(): EngineFeature {
+  const reason = simdKernelsOffReason()
+  if (reason) return off(reason)
+  const backend = asWasm(tf.backend())
+  if (!backend.wasm?.asm?.memory) {
+    throw new Error("tfjs-backend-wasm does not expose its heap's WebAssembly.Memory (wasm.asm.memory): the engine needs updating for this tfjs")
   }
-  if (!ok || tf.getBackend() !== name) throw new Error(`backend ${name} failed to initialize`)
-  await tf.ready()
-  // The cpu backend nags about tfjs-node on its first tensor; the choice was deliberate, so skip it.
-  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null
-  if (cpu && 'firstUse' in cpu) cpu.firstUse = false
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  return message.split('\n')[0] ?? message
+  simd(backend) // throws when the module is broken
+  const relaxed = runtimeHasRelaxedSimd()
+  return on(
+    `adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply (${simdKernelModule().length} bytes)` +
+      (relaxed ? '; runtime has relaxed SIMD' : '; runtime has no relaxed SIMD')
+  )
 }

@@ -13,10 +13,12 @@
  *
  * Installed by patching `BatchNormalization.prototype.call` of the tfjs-layers copy in use: only the training
  * branch of a layer normalizing over the last axis with both scale and center is rerouted; everything else
- * (inference, other axes) runs the original method.
+ * (inference, other axes) runs the original method, as does every call while another backend than wasm is
+ * active: the patch serves the wasm backend only.
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { type EngineFeature, off, on } from './report.js'
 
 export const BATCH_NORM_GRAD_KERNEL = 'AgeGenderBatchNormTrainingGrad'
 
@@ -36,18 +38,23 @@ type Call = (this: BatchNormLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: { tr
 
 let original: Call | undefined
 
-/** @returns whether the patch is active. */
-export function installFusedBatchNorm(): boolean {
-  if (original) return true
+const ON = on('BatchNormalization.prototype.call: training branch as one op with a closed-form gradient')
+
+/** Installs the patch once; the result says whether it is active and, if not, why. */
+export function installFusedBatchNorm(): EngineFeature {
+  if (original) return ON
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: Call }
-  if (typeof proto.call !== 'function') return false
+  if (typeof proto.call !== 'function') return off('this tfjs-layers has no BatchNormalization.prototype.call')
+  for (const field of ['axis', 'momentum', 'epsilon', 'center', 'scale'] as const) {
+    if (!(field in tf.layers.batchNormalization({}))) return off(`this tfjs-layers BatchNormalization has no '${field}' field`)
+  }
   original = proto.call
   const stock = original
   proto.call = function (this: BatchNormLayer, inputs, kwargs) {
     const x = Array.isArray(inputs) ? inputs[0] : inputs
     const training = kwargs?.['training'] ?? false
     const lastAxis = x !== undefined && (this.axis === -1 || this.axis === x.rank - 1)
-    if (!training || !x || !lastAxis || x.rank < 2 || !this.center || !this.scale || !this.gamma || !this.beta || x.dtype !== 'float32') {
+    if (tf.getBackend() !== 'wasm' || !training || !x || !lastAxis || x.rank < 2 || !this.center || !this.scale || !this.gamma || !this.beta || x.dtype !== 'float32') {
       return stock.call(this, inputs, kwargs)
     }
     return tf.tidy(() => {
@@ -66,7 +73,7 @@ export function installFusedBatchNorm(): boolean {
       return y
     })
   } as Call
-  return true
+  return ON
 }
 
 /** The unpatched `BatchNormalization.prototype.call` (for comparisons), once installed. */

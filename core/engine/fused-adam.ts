@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { off, on, type EngineFeature } from './report.js'
 import { addressOf, asWasm, heapF32, simd, type WasmBackend } from './wasm-heap.js'
 
 interface AdamState {
@@ -28,12 +29,49 @@ interface AdamState {
 
 export type NamedGradient = { name: string; tensor: tf.Tensor | undefined | null }
 
+let fusedAdamUsable: boolean | undefined
+
+/**
+ * Whether this tfjs's Adam has the private state the fused update reads and writes (checked on a fresh
+ * optimizer): `learningRate`, `beta1`, `beta2`, `epsilon`, `accBeta1`, `accBeta2`, the moment lists.
+ */
+export function checkFusedAdam(): EngineFeature {
+  const adam = tf.train.adam(1e-3) as unknown as Record<string, unknown>
+  try {
+    for (const field of ['learningRate', 'beta1', 'beta2', 'epsilon'] as const) {
+      if (typeof adam[field] !== 'number') return off(`tfjs's AdamOptimizer has no numeric '${field}'; stock update used`)
+    }
+    for (const field of ['accBeta1', 'accBeta2'] as const) {
+      if (!(adam[field] instanceof tf.Variable)) return off(`tfjs's AdamOptimizer has no '${field}' variable; stock update used`)
+    }
+    for (const field of ['accumulatedFirstMoment', 'accumulatedSecondMoment'] as const) {
+      if (!Array.isArray(adam[field])) return off(`tfjs's AdamOptimizer has no '${field}' list; stock update used`)
+    }
+    if (typeof adam['incrementIterations'] !== 'function') return off("tfjs's AdamOptimizer has no incrementIterations()")
+    return on('Adam update in one pass per variable over the wasm heap')
+  } finally {
+    ;(adam as unknown as tf.Optimizer).dispose()
+  }
+}
+
+/**
+ * Sets an optimizer's learning rate between steps. tfjs has no public setter; `learningRate` is the field
+ * every tfjs optimizer that has one reads on each step, so it is written after checking it is there.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, learningRate: number): void {
+  const target = optimizer as unknown as { learningRate?: unknown }
+  if (typeof target.learningRate !== 'number') {
+    throw new Error(`${optimizer.getClassName()} has no numeric learningRate field to schedule (tfjs changed?)`)
+  }
+  target.learningRate = learningRate
+}
+
 /** `optimizer.applyGradients(grads)`, fused where that pays (see module doc). */
 export function applyGradients(optimizer: tf.Optimizer, grads: NamedGradient[]): void {
   // Not `instanceof`: tfjs optimizers duck-type `Symbol.hasInstance`, so every optimizer is an Adam by it.
   // Only an optimizer that runs stock Adam's update gets the fused equivalent.
   const stockAdam = optimizer.applyGradients === tf.AdamOptimizer.prototype.applyGradients && 'accBeta1' in optimizer
-  if (stockAdam && tf.getBackend() === 'wasm') {
+  if (stockAdam && tf.getBackend() === 'wasm' && (fusedAdamUsable ??= checkFusedAdam().on)) {
     applyAdamWasm(optimizer as unknown as AdamState, grads)
   } else {
     optimizer.applyGradients(grads as Array<{ name: string; tensor: tf.Tensor }>)

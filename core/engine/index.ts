@@ -1,7 +1,23 @@
 /**
- * The TensorFlow.js engine: backend selection and the wasm training kernels.
+ * The TensorFlow.js engine: backend selection (a probed ladder) and, on the wasm backend, this project's
+ * kernels and patches. What it contains, each listed on or off with a reason in {@link EngineReport}:
+ *
+ * - `node-compat.ts`: `node:util` shim so tfjs-node(-gpu) 4.22 computes on Node 23+ (tfjs#8609).
+ * - `ladder.ts`: tries tfjs-node-gpu, tfjs-node, wasm, cpu; each must pass a probe op.
+ * - `wasm-kernels.ts` (registered kernels, wasm only): Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput
+ *   (`wasm-conv.ts`, as XNNPACK forward convolutions), Identity, MaxPoolGrad, Mean, PadV2, Slice, Sum, Tile and
+ *   the fused BatchNorm gradient (`wasm-memory.ts`, on the heap directly).
+ * - `simd/`: a small wasm SIMD module assembled at start (Adam, transpose, row copies, max-pool gradient,
+ *   BatchNorm gradient passes) over the backend's heap; JS loops where the runtime has no SIMD, an error where
+ *   the module is broken.
+ * - patches of tfjs internals, installed only with wasm and inert on other backends: `tf.fused.conv2d`
+ *   (`lazy-conv-grad.ts`), `BatchNormalization.prototype.call` (`batch-norm.ts`), Adam's private state
+ *   (`fused-adam.ts`: fused update, `setLearningRate`).
+ *
+ * Verified against tfjs {@link TESTED_TFJS_VERSION} exactly (package.json pins it; a test fails on a bump).
  * @module
  */
 export { BACKEND_CHOICES, initEngine, type BackendChoice, type EngineInfo, type EngineOptions } from './backend.js'
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
-export { applyGradients, type NamedGradient } from './fused-adam.js'
+export { applyGradients, setLearningRate, type NamedGradient } from './fused-adam.js'
+export { formatEngineReport, TESTED_TFJS_VERSION, type EngineFeature, type EngineReport } from './report.js'

@@ -5,7 +5,13 @@ import { learningRateAt, parseTrainConfig } from '../../trainer/config.js'
 describe('training settings', () => {
   it('fills defaults and coerces strings from flags or the environment', () => {
     const c = parseTrainConfig({ epochs: '3', imageSize: '128', augment: 'false' } as never)
-    expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64 })
+    expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64, workers: 1 })
+  })
+
+  it('takes the data-parallel worker count from --workers or TRAIN_WORKERS, at least 1', () => {
+    expect(parseTrainArgs(['--data', 'd', '--out', 'o', '--workers', '2']).config).toMatchObject({ workers: '2' })
+    expect(parseTrainConfig({ workers: '3' } as never).workers).toBe(3)
+    expect(() => parseTrainConfig({ workers: 0 })).toThrow(/workers/)
   })
 
   it('rejects bad values naming the setting', () => {

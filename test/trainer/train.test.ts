@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { initEngine } from '../../core/engine/index.js'
+import { type EngineInfo, initEngine } from '../../core/engine/index.js'
 import { loadModel } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { FolderStore } from '../../core/store/folder-store.js'
@@ -18,7 +18,7 @@ const quiet = () => {}
 describe('train', () => {
   let dataDir: string
   let outDir: string
-  let engine: { name: string; description: string }
+  let engine: EngineInfo
 
   beforeAll(async () => {
     engine = await initEngine()
@@ -49,7 +49,8 @@ describe('train', () => {
     expect(metrics.test!.ageMae).toBeLessThan(metrics.baselines!.medianAgeMae)
     expect(metrics.test!.genderAccuracy).toBeGreaterThan(metrics.baselines!.majorityGenderAccuracy)
     expect(metrics.dataset.skipped).toMatchObject({ 'unreadable-image': 1, 'bad-name': 1 })
-    expect(metrics.backend.name).toBe(engine.name)
+    expect(metrics.backend).toEqual({ name: engine.name, description: engine.description })
+    expect(metrics.engine?.features['training-kernels']?.on).toBe(engine.name === 'wasm')
     expect(Object.keys(metrics.test!.byAgeBand).length).toBeGreaterThan(3)
     expect(metrics.throughput.trainImagesPerSecond).toBeGreaterThan(0)
     // results people can trust: the machine, the minutes, a dataset path that is not this machine's
@@ -70,6 +71,7 @@ describe('train', () => {
   it('exports a model that reloads and predicts what the run measured', async () => {
     const store = new FolderStore(outDir)
     const metricsJson = JSON.parse(Buffer.from((await store.get('metrics.json'))!).toString())
+    expect(metricsJson.engine).toEqual(engine.report)
     const { model, meta } = await loadModel(store, 'model/')
     expect(meta.inputSize).toBe(SETTINGS.imageSize)
     expect(meta.summary?.testAgeMae).toBeCloseTo(metricsJson.test.ageMae, 6)

@@ -479,29 +479,71 @@ interface WebAssemblyApi {
 /** A `WebAssembly.Memory`. */
 export type WasmMemory = { readonly buffer: ArrayBuffer }
 
-const cache = new WeakMap<WasmMemory, SimdKernels | null>()
+const cache = new WeakMap<WasmMemory, SimdKernels>()
+
+// Feature probes (as in the wasm-feature-detect project): the smallest modules using one SIMD instruction.
+// i32.const 0; i8x16.splat; i8x16.popcnt
+const SIMD_PROBE = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]
+// i32.const 1; i8x16.splat; i32.const 2; i8x16.splat; i8x16.relaxed_swizzle
+const RELAXED_SIMD_PROBE = [
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11,
+]
+
+function validates(bytes: number[]): boolean {
+  const api = (globalThis as unknown as { WebAssembly?: { validate(bytes: Uint8Array): boolean } }).WebAssembly
+  try {
+    return api?.validate(new Uint8Array(bytes)) ?? false
+  } catch {
+    return false
+  }
+}
+
+/** Whether this runtime's WebAssembly has 128-bit SIMD (Node 16.4+ does). */
+export const runtimeHasSimd = (): boolean => validates(SIMD_PROBE)
+/** Whether this runtime's WebAssembly has relaxed SIMD (fused multiply-add and friends; Node 22+ / V8 11.4+). */
+export const runtimeHasRelaxedSimd = (): boolean => validates(RELAXED_SIMD_PROBE)
+
+let enabled = true
 
 /**
- * The kernels instantiated over `memory` (once per memory), or null where this runtime has no wasm SIMD (the
- * callers then use their JS loops).
+ * Turns the SIMD kernels off (every caller then runs its JS loop) or back on. For tests of the JS fallbacks
+ * and for diagnosing a suspected kernel bug; production code never calls it.
+ */
+export function setSimdKernelsEnabled(on: boolean): void {
+  enabled = on
+}
+
+/** Why {@link simdKernels} returns null right now, or null when it returns kernels. */
+export function simdKernelsOffReason(): string | null {
+  if (!enabled) return 'turned off (setSimdKernelsEnabled(false))'
+  if (!runtimeHasSimd()) return 'this runtime has no WebAssembly SIMD; JS loops are used'
+  return null
+}
+
+/** The module's bytes; exported so a test can validate them without a heap. */
+export function simdKernelModule(): Uint8Array {
+  return assemble([adamBody(), transposeBody(), copyRowsBody(), maxPoolGradBody(), bnGradSumsBody(), bnGradApplyBody()])
+}
+
+/**
+ * The kernels instantiated over `memory` (once per memory), or null where this runtime has no wasm SIMD or
+ * they were turned off (the callers then use their JS loops).
+ *
+ * @throws when the runtime has SIMD but this module does not compile or instantiate: that is a bug here
+ *   (a wrong opcode, a bad stack), not a property of the machine, and must not hide behind a 10x slower path.
  */
 export function simdKernels(memory: WasmMemory): SimdKernels | null {
+  if (simdKernelsOffReason() !== null) return null
   const known = cache.get(memory)
-  if (known !== undefined) return known
-  let kernels: SimdKernels | null = null
+  if (known) return known
+  let kernels: SimdKernels
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    const bytes = assemble([
-      adamBody(),
-      transposeBody(),
-      copyRowsBody(),
-      maxPoolGradBody(),
-      bnGradSumsBody(),
-      bnGradApplyBody(),
-    ])
-    kernels = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as SimdKernels
-  } catch {
-    kernels = null
+    kernels = new api.Instance(new api.Module(simdKernelModule()), { env: { memory } }).exports as SimdKernels
+  } catch (error) {
+    throw new Error(
+      `the engine's SIMD kernel module is broken on a runtime that has SIMD: ${error instanceof Error ? error.message : String(error)}`
+    )
   }
   cache.set(memory, kernels)
   return kernels

@@ -7,8 +7,8 @@ import { expect, it } from 'vitest'
 import { BACKEND_CHOICES, initEngine } from '../../../core/engine/index.js'
 
 it('names the missing package when a native backend is forced', async () => {
-  await expect(initEngine({ backend: 'tensorflow' })).rejects.toThrow(/@tensorflow\/tfjs-node\b.*not available/)
-  await expect(initEngine({ backend: 'tensorflow-gpu' })).rejects.toThrow(/@tensorflow\/tfjs-node-gpu.*not available/)
+  await expect(initEngine({ backend: 'tensorflow' })).rejects.toThrow(/@tensorflow\/tfjs-node is not installed; install it/)
+  await expect(initEngine({ backend: 'tensorflow-gpu' })).rejects.toThrow(/@tensorflow\/tfjs-node-gpu is not installed/)
 })
 
 it('rejects an unknown choice', async () => {
@@ -16,11 +16,18 @@ it('rejects an unknown choice', async () => {
   expect(BACKEND_CHOICES).toContain('wasm')
 })
 
-it('auto picks wasm with the training kernels, once', async () => {
+it('auto picks wasm with the training kernels, once, and reports why it passed over the native rungs', async () => {
   const first = initEngine()
   const info = await first
   expect(info.name).toBe('wasm')
-  expect(info.description).toMatch(/^wasm \(.*training kernels\)$/)
+  expect(info.description).toMatch(/^wasm \(SIMD kernels, 1 thread, 11 training kernels, 3\/3 patches\)$/)
+  expect(info.report.fallbacks).toEqual([
+    'tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed; install it or pick another backend',
+    'tensorflow: @tensorflow/tfjs-node is not installed; install it or pick another backend',
+  ])
+  for (const name of ['training-kernels', 'simd-kernels', 'lazy-conv-gradients', 'fused-batch-norm', 'fused-adam', 'tfjs-version']) {
+    expect(info.report.features[name], name).toMatchObject({ on: true })
+  }
   expect(tf.getBackend()).toBe('wasm')
   expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined()
   expect(initEngine()).toBe(first)

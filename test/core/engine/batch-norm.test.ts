@@ -3,9 +3,10 @@
  * does), on the cpu backend and on wasm (SIMD kernel for channels % 4 == 0, JS otherwise).
  */
 import * as tf from '@tensorflow/tfjs'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../../core/engine/index.js'
 import { batchNormTraining, stockBatchNormCall } from '../../../core/engine/batch-norm.js'
+import { setSimdKernelsEnabled } from '../../../core/engine/simd/kernels.js'
 
 beforeAll(async () => {
   await initEngine({ backend: 'wasm' })
@@ -85,7 +86,13 @@ describe('batchNormTraining', () => {
   }
 })
 
-describe('patched BatchNormalization layer', () => {
+describe.each([
+  ['SIMD kernels', true],
+  ['JS loops (SIMD forced off)', false],
+] as const)('patched BatchNormalization layer, %s', (_, simdOn) => {
+  beforeAll(() => setSimdKernelsEnabled(simdOn))
+  afterAll(() => setSimdKernelsEnabled(true))
+
   it('trains like the stock layer (output, gradients, moving statistics) and infers unchanged', async () => {
     const shape = [4, 3, 3, 8]
     const xv = random(4 * 3 * 3 * 8, 5, 1.5, -0.3)
