@@ -1,6 +1,6 @@
 /**
  * Synthetic scenes for face detection checks: real UTKFace crops pasted onto a larger canvas whose background is
- * another UTKFace image, enlarged and blurred (skin-coloured texture without a detectable face). Each pasted crop
+ * another UTKFace image cut into shuffled tiles, enlarged and blurred (its colours and texture, no face). Each pasted crop
  * is known, so detection (IoU against where the face is), framing (the crop cut back out vs the original) and age
  * (through detection vs the crop fed directly) can all be measured. Deterministic from a seed.
  *
@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import sharp from 'sharp'
+import sharp, { type OverlayOptions } from 'sharp'
 import { createRng, shuffled, type Rng } from '../../core/random.js'
 import type { Box } from '../../core/preprocess.js'
 
@@ -93,6 +93,24 @@ function place(rng: Rng, width: number, height: number, sides: readonly number[]
   return boxes
 }
 
+/** The image cut into 5×5 tiles, shuffled: its colours and texture without a face's layout. */
+async function mosaic(bytes: Buffer, rng: Rng): Promise<Buffer> {
+  const n = 5
+  const tile = 40
+  const source = sharp(bytes).resize(n * tile, n * tile)
+  const tiles: Buffer[] = []
+  for (let i = 0; i < n * n; i++) {
+    const left = (i % n) * tile
+    const top = Math.floor(i / n) * tile
+    tiles.push(await source.clone().extract({ left, top, width: tile, height: tile }).png().toBuffer())
+  }
+  const order = shuffled(tiles, rng)
+  return sharp({ create: { width: n * tile, height: n * tile, channels: 3, background: '#000' } })
+    .composite(order.map((input, i) => ({ input, left: (i % n) * tile, top: Math.floor(i / n) * tile })))
+    .png()
+    .toBuffer()
+}
+
 export async function makeScene(options: SceneOptions): Promise<Scene> {
   const { width, height, seed } = options
   const rng = createRng(seed)
@@ -100,11 +118,11 @@ export async function makeScene(options: SceneOptions): Promise<Scene> {
   const short = Math.min(width, height)
   const sides = options.faces.map(() => Math.round(rng.uniform(lo, hi) * short))
   const regions = place(rng, width, height, sides)
-  const background = await sharp(await readUtkFace(options.background))
+  const background = await sharp(await mosaic(await readUtkFace(options.background), rng))
     .resize(width, height, { fit: 'cover' })
     .blur(Math.max(4, short / 40))
     .toBuffer()
-  const composites: sharp.OverlayOptions[] = []
+  const composites: OverlayOptions[] = []
   const faces: PastedFace[] = []
   for (const [i, region] of regions.entries()) {
     const entry = options.faces[i]!
