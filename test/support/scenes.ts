@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import sharp, { type OverlayOptions } from 'sharp'
 import { createRng, shuffled, type Rng } from '../../core/random.js'
-import type { Box } from '../../core/preprocess.js'
+import { UTKFACE_FRAMING, type Box } from '../../core/preprocess.js'
 
 /** `../shared/data/utkface` as CI lays it out (the repository's parent holds `shared/`). */
 export const UTKFACE_DIR = resolve(import.meta.dirname, '../../../shared/data/utkface')
@@ -167,6 +167,15 @@ export async function makeScenes(
     )
   }
   return scenes
+}
+
+/** Where the face sits inside a pasted UTKFace crop: the inverse of the box framing measured on train crops. */
+export function expectedFaceBox(region: Box): Box {
+  const { side, dx, dy } = UTKFACE_FRAMING.box
+  const w = region.width / side
+  const cx = region.x + region.width / 2 - dx * w
+  const cy = region.y + region.height / 2 - dy * w
+  return { x: cx - w / 2, y: cy - w / 2, width: w, height: w }
 }
 
 export function iou(a: Box, b: Box): number {
