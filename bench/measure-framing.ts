@@ -2,8 +2,10 @@
  * `npm run measure:framing`: re-measures the constants in core/preprocess.ts (`UTKFACE_FRAMING`) that frame a
  * detected face the way UTKFace's aligned crops are framed.
  *
- * Runs the face detector (core/face-detector.ts) over `--count` train-split UTKFace crops (never val/test) and,
- * for each crop where it finds a face, expresses the crop square in the face's own frame:
+ * Pastes train-split UTKFace crops (never val/test) into `--scenes` synthetic scenes (test/support/scenes.ts: 1–4
+ * crops each, 16–50 % of the canvas's short side, as faces appear in photos), runs the face detector
+ * (core/face-detector.ts) and, for each pasted crop it finds (a detection centred in the crop's middle half),
+ * expresses the pasted square in the face's own frame:
  * - eyes: eye distance d, midpoint m, angle θ → crop side / d, and (crop centre − m) rotated by −θ, over d;
  * - box: crop side / box width, (crop centre − box centre) / box width.
  * Prints the median and interquartile range of each, and |θ|. The medians are the constants.
@@ -13,9 +15,9 @@ import { parseArgs } from 'node:util'
 import { initEngine } from '../core/engine/index.js'
 import { loadFaceDetector } from '../core/face-detector.js'
 import { decodeOriented, UTKFACE_FRAMING } from '../core/preprocess.js'
-import { readUtkFace, sampleUtkFace, utkfacePresent, UTKFACE_DIR } from '../test/support/scenes.js'
+import { makeScenes, sampleUtkFace, utkfacePresent, UTKFACE_DIR } from '../test/support/scenes.js'
 
-const { values: args } = parseArgs({ options: { count: { type: 'string', default: '1000' } } })
+const { values: args } = parseArgs({ options: { scenes: { type: 'string', default: '150' } } })
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -28,39 +30,48 @@ async function main() {
   if (!utkfacePresent()) throw new Error(`${UTKFACE_DIR} is absent: measure:framing needs ../shared/data/utkface`)
   const engine = await initEngine({ backend: 'wasm' })
   const detector = await loadFaceDetector()
-  const entries = await sampleUtkFace('train', Number(args.count), 21)
-  console.log(`${detector.name} on ${engine.description}, ${entries.length} train-split crops`)
+  const count = Number(args.scenes)
+  const scenes = await makeScenes(await sampleUtkFace('train', count * 4, 21), await sampleUtkFace('train', count, 22), count, 23)
+  const pasted = scenes.reduce((n, s) => n + s.faces.length, 0)
+  console.log(`${detector.name} on ${engine.description}, ${scenes.length} scenes with ${pasted} train-split crops`)
   const m = { eyeSide: [] as number[], eyeDx: [] as number[], eyeDy: [] as number[], angle: [] as number[] }
   const b = { boxSide: [] as number[], boxDx: [] as number[], boxDy: [] as number[], aspect: [] as number[] }
   let done = 0
-  for (const entry of entries) {
-    const image = await decodeOriented(await readUtkFace(entry))
-    const face = (await detector.detect(image))[0]
-    if (++done % 200 === 0) console.log(`  ${done}/${entries.length}`)
-    if (!face) continue
-    const cx = image.width / 2
-    const cy = image.height / 2
-    const side = Math.min(image.width, image.height)
-    const bw = face.box.width
-    b.boxSide.push(side / bw)
-    b.boxDx.push((cx - (face.box.x + bw / 2)) / bw)
-    b.boxDy.push((cy - (face.box.y + face.box.height / 2)) / bw)
-    b.aspect.push(face.box.height / bw)
-    if (face.eyes) {
-      // the subject's right eye appears on the image's left
-      const [rx, ry] = face.eyes.right
-      const [lx, ly] = face.eyes.left
-      const d = Math.hypot(lx - rx, ly - ry)
-      const theta = Math.atan2(ly - ry, lx - rx)
-      const vx = cx - (rx + lx) / 2
-      const vy = cy - (ry + ly) / 2
-      m.eyeSide.push(side / d)
-      m.eyeDx.push((Math.cos(theta) * vx + Math.sin(theta) * vy) / d)
-      m.eyeDy.push((-Math.sin(theta) * vx + Math.cos(theta) * vy) / d)
-      m.angle.push((Math.abs(theta) * 180) / Math.PI)
+  for (const scene of scenes) {
+    const image = await decodeOriented(scene.bytes)
+    const detected = await detector.detect(image)
+    if (++done % 50 === 0) console.log(`  ${done}/${scenes.length}`)
+    for (const { region } of scene.faces) {
+      const cx = region.x + region.width / 2
+      const cy = region.y + region.height / 2
+      const side = region.width
+      const face = detected.find((f) => {
+        const fx = f.box.x + f.box.width / 2
+        const fy = f.box.y + f.box.height / 2
+        return Math.abs(fx - cx) < side / 4 && Math.abs(fy - cy) < side / 4
+      })
+      if (!face) continue
+      const bw = face.box.width
+      b.boxSide.push(side / bw)
+      b.boxDx.push((cx - (face.box.x + bw / 2)) / bw)
+      b.boxDy.push((cy - (face.box.y + face.box.height / 2)) / bw)
+      b.aspect.push(face.box.height / bw)
+      if (face.eyes) {
+        // the subject's right eye appears on the image's left
+        const [rx, ry] = face.eyes.right
+        const [lx, ly] = face.eyes.left
+        const d = Math.hypot(lx - rx, ly - ry)
+        const theta = Math.atan2(ly - ry, lx - rx)
+        const vx = cx - (rx + lx) / 2
+        const vy = cy - (ry + ly) / 2
+        m.eyeSide.push(side / d)
+        m.eyeDx.push((Math.cos(theta) * vx + Math.sin(theta) * vy) / d)
+        m.eyeDy.push((-Math.sin(theta) * vx + Math.cos(theta) * vy) / d)
+        m.angle.push((Math.abs(theta) * 180) / Math.PI)
+      }
     }
   }
-  console.log(`faces found in ${b.boxSide.length}/${entries.length} crops`)
+  console.log(`faces found: ${b.boxSide.length}/${pasted}`)
   console.log(summary('box: crop side / box width', b.boxSide))
   console.log(summary('box: centre dx / box width', b.boxDx))
   console.log(summary('box: centre dy / box width', b.boxDy))

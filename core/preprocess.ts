@@ -109,19 +109,27 @@ export interface FaceGeometry {
 }
 
 /**
- * How a UTKFace crop ("aligned & cropped": eyes levelled, face centred with a margin) sits around a detected face.
- * Measured with `npm run measure:framing` (bench/measure-framing.ts): BlazeFace back (core/face-detector.ts)
- * over 1,000 train-split UTKFace crops, median of each ratio, see docs/face-detection.md.
+ * How a UTKFace crop ("aligned & cropped": eyes level, face centred with a margin) sits around a detected face.
+ * Measured with `npm run measure:framing` (bench/measure-framing.ts): BlazeFace back (core/face-detector.ts) on
+ * 150 synthetic scenes with 358 train-split crops pasted at 16–50 % of the short side (354 found), median of each
+ * ratio between the pasted square and the detection; interquartile ranges in docs/face-detection.md. Measured in
+ * scenes, not on the bare 200×200 files: there the face fills the detector's input and its boxes come out ~20 %
+ * larger relative to the face, which framed photo faces ~27 % too loosely.
  * - `eyes`: crop side = `side` × eye distance; crop centre = eye midpoint + (`dx`, `dy`) × eye distance, in the
  *   frame of the eye line (x along it, y perpendicular, pointing down the face). Used when the detector gives eyes.
  * - `box`: crop side = `side` × box width; crop centre = box centre + (`dx`, `dy`) × box width. The fallback.
- * - `levelDegrees`: the crop is rotated to level the eyes only when they tilt more than this; below it the eye
- *   landmarks' own noise dominates (UTKFace crops are already level) and rotating would only blur.
+ * - `levelDegrees`: the crop is rotated to level the eyes only when they tilt more than this (the measured tilt of
+ *   the level UTKFace faces is 1.8° median, 3.5° upper quartile: landmark noise, not worth a resampling blur).
+ * - `tightCrop`: when the framed square is at least this share of the image's short side, the image already is a
+ *   face crop (UTKFace-like input): the model gets the whole image exactly as in training. On the bare UTKFace
+ *   files the frame is 0.6–0.9 of the side (the detector sees the face larger there); faces in photos frame far
+ *   smaller, except close-up portraits, whose centred square is then their crop.
  */
 export const UTKFACE_FRAMING = {
-  eyes: { side: 3.181, dx: 0.075, dy: 0.618 },
-  box: { side: 1.242, dx: -0.004, dy: 0.071 },
-  levelDegrees: 15,
+  eyes: { side: 2.502, dx: 0.015, dy: 0.492 },
+  box: { side: 1.065, dx: 0.01, dy: -0.012 },
+  levelDegrees: 8,
+  tightCrop: 0.55,
 } as const
 
 /** The square (centre, side, angle in radians) that frames `face` like a UTKFace crop. */
@@ -153,15 +161,17 @@ export function faceFrame(face: FaceGeometry): { cx: number; cy: number; side: n
 
 /**
  * The model's input for one face: `face` null = the whole image, exactly as {@link decodeImage} prepares a training
- * crop (from `image.source` when present); otherwise the square {@link faceFrame} gives (levelled when the eyes
- * tilt), cut out at source resolution and resized like a training crop (lanczos3).
+ * crop (from `image.source` when present); likewise when the face's frame fills the image (`tightCrop`: the input
+ * is already a face crop); otherwise the square {@link faceFrame} gives (levelled when the eyes tilt), cut out at
+ * source resolution and resized like a training crop (lanczos3).
  * @returns RGB bytes `[size, size, 3]`.
  */
 export async function cropFace(image: OrientedImage, face: FaceGeometry | null, size: number): Promise<Uint8Array> {
-  if (!face && image.source) return decodeImage(image.source, size)
+  const frame = face ? faceFrame(face) : null
+  const tight = frame !== null && frame.side >= UTKFACE_FRAMING.tightCrop * Math.min(image.width, image.height)
+  if ((!frame || tight) && image.source) return decodeImage(image.source, size)
   let region: { data: Uint8Array; side: number } | null = null
-  if (face) {
-    const frame = faceFrame(face)
+  if (frame && !tight) {
     // sampling beyond 4× the model's input only costs time: lanczos3 from there is as good
     const side = Math.max(1, Math.round(Math.min(frame.side, 4 * Math.max(size, 64))))
     region =
