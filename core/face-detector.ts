@@ -115,8 +115,15 @@ export class BlazeFaceDetector implements FaceDetector {
   }
 
   async detect(image: OrientedImage): Promise<DetectedFace[]> {
-    const candidates = await this.pass(image, { x: 0, y: 0, width: image.width, height: image.height })
-    for (const tile of this.tiles(image)) candidates.push(...(await this.pass(image, tile)))
+    const pixels = tf.tensor3d(image.data, [image.height, image.width, 3], 'int32')
+    const candidates: DetectedFace[] = []
+    try {
+      for (const region of [{ x: 0, y: 0, width: image.width, height: image.height }, ...this.tiles(image)]) {
+        candidates.push(...(await this.pass(image, pixels, region)))
+      }
+    } finally {
+      pixels.dispose()
+    }
     if (candidates.length === 0) return []
     // one NMS over the whole image and the tiles; it takes boxes as [y1, x1, y2, x2]
     const boxT = tf.tensor2d(
@@ -147,23 +154,20 @@ export class BlazeFaceDetector implements FaceDetector {
    * Candidates scoring ≥ minScore in `region` of the image, in image pixels. In a tile, boxes touching a border
    * that is inside the image are dropped (a face cut by the tile; another pass sees it whole).
    */
-  private async pass(image: OrientedImage, region: Box): Promise<DetectedFace[]> {
+  private async pass(image: OrientedImage, pixels: tf.Tensor3D, region: Box): Promise<DetectedFace[]> {
     const n = this.inputSize
     const side = Math.max(region.width, region.height)
-    const padX = (side - region.width) / 2
-    const padY = (side - region.height) / 2
     const raw = tf.tidy(() => {
-      let pixels = tf.tensor3d(image.data, [image.height, image.width, 3], 'int32')
-      if (region.width !== image.width || region.height !== image.height) {
-        pixels = pixels.slice([region.y, region.x, 0], [region.height, region.width, 3])
-      }
-      // the model wants its input square: pad (black, centred) so faces keep their shape
-      const square = tf.pad(pixels, [
-        [Math.floor(padY), Math.ceil(padY)],
-        [Math.floor(padX), Math.ceil(padX)],
-        [0, 0],
-      ])
-      const input = tf.image.resizeBilinear(square.toFloat().expandDims(0) as tf.Tensor4D, [n, n]).div(127.5).sub(1)
+      const whole = region.width === image.width && region.height === image.height
+      const cut = whole ? pixels : pixels.slice([region.y, region.x, 0], [region.height, region.width, 3])
+      // the model wants its input square: resize keeping the aspect ratio, then pad (black, centred)
+      const h = Math.round((n * region.height) / side)
+      const w = Math.round((n * region.width) / side)
+      const resized = tf.image.resizeBilinear(cut.expandDims(0) as tf.Tensor4D, [h, w])
+      const input = tf
+        .pad(resized, [[0, 0], [Math.floor((n - h) / 2), Math.ceil((n - h) / 2)], [Math.floor((n - w) / 2), Math.ceil((n - w) / 2)], [0, 0]])
+        .div(127.5)
+        .sub(1)
       const outputs = this.model.execute(input) as tf.Tensor[]
       // the converted model has four outputs: scores and regressors for the 512 fine and the 384 coarse anchors
       const [scores384, scores512, regs384, regs512] = [...outputs].sort((a, b) => a.size - b.size) as [
@@ -178,9 +182,11 @@ export class BlazeFaceDetector implements FaceDetector {
     raw.dispose()
     const [count, width] = raw.shape
     const scale = side / n
+    const offX = Math.floor((n - Math.round((n * region.width) / side)) / 2)
+    const offY = Math.floor((n - Math.round((n * region.height) / side)) / 2)
     const toImage = (x: number, y: number): [number, number] => [
-      x * scale - padX + region.x,
-      y * scale - padY + region.y,
+      (x - offX) * scale + region.x,
+      (y - offY) * scale + region.y,
     ]
     const inner = {
       left: region.x > 0,

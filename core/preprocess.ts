@@ -172,12 +172,14 @@ export async function cropFace(image: OrientedImage, face: FaceGeometry | null, 
   if ((!frame || tight) && image.source) return decodeImage(image.source, size)
   let region: { data: Uint8Array; side: number } | null = null
   if (frame && !tight) {
-    // sampling beyond 4× the model's input only costs time: lanczos3 from there is as good
-    const side = Math.max(1, Math.round(Math.min(frame.side, 4 * Math.max(size, 64))))
-    region =
-      frame.angle === 0 && side === Math.round(frame.side)
-        ? { data: squareRegion(image, Math.round(frame.cx - side / 2), Math.round(frame.cy - side / 2), side), side }
-        : { data: rotatedRegion(image, frame, side), side }
+    if (frame.angle === 0) {
+      const side = Math.max(1, Math.round(frame.side))
+      region = { data: squareRegion(image, Math.round(frame.cx - side / 2), Math.round(frame.cy - side / 2), side), side }
+    } else {
+      // resampling beyond 4× the model's input only costs time: lanczos3 from there is as good
+      const side = Math.max(1, Math.round(Math.min(frame.side, 4 * Math.max(size, 64))))
+      region = { data: rotatedRegion(image, frame, side), side }
+    }
   }
   const pipeline = region
     ? sharp(region.data, { raw: { width: region.side, height: region.side, channels: 3 } })
