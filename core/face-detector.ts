@@ -134,7 +134,7 @@ export class BlazeFaceDetector implements FaceDetector {
     const keptT = await tf.image.nonMaxSuppressionAsync(boxT, scoreT, this.maxFaces, this.iouThreshold, this.minScore)
     const kept = await keptT.data()
     tf.dispose([boxT, scoreT, keptT])
-    return [...kept].map((i) => candidates[i]!).filter((c) => overlaps(c.box, image))
+    return [...kept].map((i) => candidates[i]!).filter((c) => overlaps(c.box, image)).map((c) => ({ ...c, box: clip(c.box, image) }))
   }
 
   /**
@@ -227,6 +227,16 @@ export class BlazeFaceDetector implements FaceDetector {
   dispose(): void {
     this.model.dispose()
   }
+}
+
+/**
+ * The part of a box inside the image (what answers report). Framing uses the eyes, which are not clipped, so a face
+ * at the border is still framed as a whole face.
+ */
+function clip(box: Box, image: OrientedImage): Box {
+  const x = Math.max(0, box.x)
+  const y = Math.max(0, box.y)
+  return { x, y, width: Math.min(image.width, box.x + box.width) - x, height: Math.min(image.height, box.y + box.height) - y }
 }
 
 /** Whether a box has any part inside the image. */
