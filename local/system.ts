@@ -20,6 +20,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { S3Store } from '../core/store/s3-store.js'
 import { createHandler } from '../functions/trigger/index.js'
+import { loadFaceDetector } from '../core/face-detector.js'
 import { startPredictServer } from '../functions/predict/server.js'
 import { parseLocalConfig, trainEnvironment, type LocalSystemConfigInput } from './config.js'
 import { newS3Credentials, startEmbeddedS3 } from './embedded-s3.js'
@@ -134,7 +135,13 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     })
     for (const record of early.splice(0)) handle(record)
 
-    const predict = await startPredictServer({ store, port: config.predictPort, hostname: '127.0.0.1', refreshSeconds: config.refreshSeconds })
+    const predict = await startPredictServer({
+      store,
+      port: config.predictPort,
+      hostname: '127.0.0.1',
+      refreshSeconds: config.refreshSeconds,
+      detector: () => loadFaceDetector(),
+    })
     stack.push(() => predict.close())
 
     const endpoints: LocalEndpoints = {

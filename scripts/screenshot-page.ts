@@ -28,6 +28,7 @@ import { defaultMeta, saveModel } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, type Promotion } from '../core/runs.js'
 import { putJson } from '../core/store/object-store.js'
 import { FolderStore } from '../core/store/folder-store.js'
+import { loadFaceDetector } from '../core/face-detector.js'
 import { startPredictServer } from '../functions/predict/server.js'
 import { launchChromium } from '../test/support/chromium.js'
 import { makeImages } from '../test/support/images.js'
@@ -109,7 +110,7 @@ async function main(): Promise<void> {
   await serveModel(store, root, 'screenshot')
   const photo = values.image ? resolve(values.image) : join(work, 'group.jpg')
   if (!values.image) await writeFile(photo, await makeScene())
-  const server = await startPredictServer({ store, port: 0 })
+  const server = await startPredictServer({ store, port: 0, detector: () => loadFaceDetector() })
   const browser = await launchChromium()
   try {
     const page = await browser.newPage({ viewport: { width: 1040, height: 900 }, deviceScaleFactor: 1 })

@@ -15,6 +15,7 @@ import { initEngine } from '../../core/engine/index.js'
 import { S3Store } from '../../core/store/s3-store.js'
 import { createApp } from './app.js'
 import { parseLambdaConfig } from './config.js'
+import { loadFaceDetector } from '../../core/face-detector.js'
 import { jsonLineLog, ModelSource } from './model-source.js'
 
 const config = parseLambdaConfig(process.env)
@@ -24,6 +25,8 @@ jsonLineLog({
   message: 'predict function started',
   backend: engine.description,
   refreshSeconds: config.refreshSeconds,
+  // BlazeFace weights travel in the bundle (FACE_DETECTOR_DIR); loaded once per container, on first use
+  detector: () => loadFaceDetector(),
 })
 
 const models = new ModelSource({

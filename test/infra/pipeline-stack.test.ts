@@ -351,7 +351,13 @@ describe('functions', () => {
     byDefault.template.hasResourceProperties('AWS::Lambda::Function', {
       MemorySize: 2048,
       Timeout: 30,
-      Environment: { Variables: Match.objectLike({ WASM_PATH: '/var/task/wasm/', MODEL_REFRESH_SECONDS: '300' }) },
+      Environment: {
+        Variables: Match.objectLike({
+          WASM_PATH: '/var/task/wasm/',
+          MODEL_REFRESH_SECONDS: '300',
+          FACE_DETECTOR_DIR: '/var/task/face-detector/',
+        }),
+      },
     })
   })
 
@@ -364,6 +370,8 @@ describe('functions', () => {
       expect(existsSync(`${dir}/node_modules/${pkg}/package.json`), pkg).toBe(true)
     }
     expect(readdirSync(`${dir}/wasm`).filter((f) => f.endsWith('.wasm')).length).toBeGreaterThanOrEqual(1)
+    // the face detector's weights, where FACE_DETECTOR_DIR points
+    expect(readdirSync(`${dir}/face-detector`).sort()).toEqual(['blazeface.bin', 'blazeface.json'])
     expect(existsSync(`${dir}/index.mjs`)).toBe(true)
     for (const file of ['index.html', 'page.js', 'page.css']) expect(existsSync(`${dir}/page/${file}`), file).toBe(true)
   })
