@@ -134,7 +134,8 @@ export class BlazeFaceDetector implements FaceDetector {
     const keptT = await tf.image.nonMaxSuppressionAsync(boxT, scoreT, this.maxFaces, this.iouThreshold, this.minScore)
     const kept = await keptT.data()
     tf.dispose([boxT, scoreT, keptT])
-    return [...kept].map((i) => candidates[i]!).filter((c) => overlaps(c.box, image)).map((c) => ({ ...c, box: clip(c.box, image) }))
+    const faces = suppressNested([...kept].map((i) => candidates[i]!))
+    return faces.filter((c) => overlaps(c.box, image)).map((c) => ({ ...c, box: clip(c.box, image) }))
   }
 
   /**
@@ -256,4 +257,24 @@ export async function loadFaceDetector(options: FaceDetectorOptions = {}): Promi
   const detector = new BlazeFaceDetector(model, variant, options)
   await detector.detect({ data: new Uint8Array(16 * 16 * 3), width: 16, height: 16 })
   return detector
+}
+
+/**
+ * Drops a face whose box lies mostly inside a better-scored one (over `maxShare` of the smaller box's area).
+ * IoU-based NMS keeps such pairs when their sizes differ (a face box and one around its lower half have an IoU
+ * well under the threshold), which would answer twice for one face. Input best first; order kept.
+ */
+export function suppressNested<T extends { readonly box: Box }>(faces: readonly T[], maxShare = 0.6): T[] {
+  const kept: T[] = []
+  for (const face of faces) {
+    const nested = kept.some((k) => {
+      const w = Math.min(k.box.x + k.box.width, face.box.x + face.box.width) - Math.max(k.box.x, face.box.x)
+      const h = Math.min(k.box.y + k.box.height, face.box.y + face.box.height) - Math.max(k.box.y, face.box.y)
+      if (w <= 0 || h <= 0) return false
+      const smaller = Math.min(k.box.width * k.box.height, face.box.width * face.box.height)
+      return (w * h) / smaller > maxShare
+    })
+    if (!nested) kept.push(face)
+  }
+  return kept
 }
