@@ -69,6 +69,8 @@ export class PipelineStack extends Stack {
           TRAIN_BATCH_SIZE: String(s.trainBatchSize),
           QUALITY_GATE_MAX_AGE_MAE: String(s.qualityGateMaxAgeMae),
           CHECKPOINT_MINUTES: String(s.checkpointMinutes),
+          ...(s.trainPretrained ? { TRAIN_PRETRAINED: s.trainPretrained } : {}),
+          ...(s.trainPretrainedSha256 ? { TRAIN_PRETRAINED_SHA256: s.trainPretrainedSha256 } : {}),
         },
       })
       this.deadLetters = new Queue(this, 'DeadLetters', {

@@ -16,6 +16,9 @@ const list = z.preprocess(
   z.array(z.string().regex(/^[a-z0-9-]+\.[a-z0-9]+$/, 'expected an EC2 instance type like g4dn.xlarge')).min(1)
 )
 
+/** timm's `resnet18.tv_in1k`: torchvision's ImageNet-1k ResNet18 weights as safetensors. */
+export const DEFAULT_PRETRAINED_URL = 'https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors'
+
 /** Every context key this app reads, with its default. The README's "Context options" table mirrors it. */
 export const PipelineSettings = z.object({
   /** Batch GPU instance types; each must have one GPU and at least `jobVcpus` vCPUs and ~15 GiB memory. */
@@ -41,6 +44,17 @@ export const PipelineSettings = z.object({
     .refine((v) => v % 32 === 0, 'trainImageSize must be a multiple of 32')
     .default(128),
   trainBatchSize: int(1, 1024).default(64),
+  /**
+   * ImageNet weights the GPU job fine-tunes from (`TRAIN_PRETRAINED`): torchvision's ResNet18 in safetensors form,
+   * as timm publishes it (tensor names match torchvision's). Fetched once, then read from the bucket's
+   * `pretrained/` cache. An `s3://` URI works too; `''` trains from scratch.
+   */
+  trainPretrained: z
+    .string()
+    .refine((v) => v === '' || /^(https:\/\/|s3:\/\/)/.test(v), 'trainPretrained must be an https:// URL, an s3:// URI or empty')
+    .default(DEFAULT_PRETRAINED_URL),
+  /** sha256 the pretrained file must have (`TRAIN_PRETRAINED_SHA256`). Unset: the job logs the digest it got. */
+  trainPretrainedSha256: z.string().regex(/^[0-9a-f]{64}$/, 'trainPretrainedSha256 must be 64 hex digits').optional(),
   /** A run is promoted to `models/` only when its test age MAE (years) is at most this. */
   qualityGateMaxAgeMae: z.coerce.number().positive().default(12),
   /** `retain`: the buckets (datasets, runs, models) outlive the stack; `destroy`: emptied and deleted with it. */

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { DATASET_PREFIX } from '../../core/runs.js'
 import { JOB_EXIT } from '../../trainer/exit-codes.js'
 import { allowed, logicalId, statementsOf, synthPipeline, type Synthesized } from './synth.js'
+import { DEFAULT_PRETRAINED_URL } from '../../infra/settings.js'
 
 // one synthesis per configuration; only the default one bundles the functions (esbuild: seconds each),
 // the others skip bundling as `cdk synth --exclusively` does for stacks it does not need
@@ -27,6 +28,7 @@ beforeAll(() => {
     predictAuth: 'AWS_IAM',
     predictReservedConcurrency: '5',
     trainEpochs: '5',
+    trainPretrained: '',
     alarmEmail: 'ops@example.com',
     runnableTimeoutHours: '2',
     trainerBaseImage: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/cuda@sha256:${'ab'.repeat(32)}`,
@@ -118,8 +120,12 @@ describe('TrainerBatch', () => {
       TRAIN_BATCH_SIZE: '64',
       QUALITY_GATE_MAX_AGE_MAE: '12',
       CHECKPOINT_MINUTES: '10',
+      // fine-tunes from torchvision's ImageNet weights by default; -c trainPretrained= trains from scratch
+      TRAIN_PRETRAINED: DEFAULT_PRETRAINED_URL,
     })
+    expect(DEFAULT_PRETRAINED_URL).toMatch(/^https:\/\/.*resnet18\.tv_in1k.*\.safetensors$/)
     expect(env(alternative).TRAIN_EPOCHS).toBe('5')
+    expect(env(alternative)).not.toHaveProperty('TRAIN_PRETRAINED')
     // per-run values come from the trigger's containerOverrides, never from the definition
     expect(env(byDefault)).not.toHaveProperty('RUN_ID')
     expect(env(byDefault)).not.toHaveProperty('DATASET_KEY')
