@@ -1,14 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
 import { createModel, featureExtractor } from '../../core/model.js'
 import { loadPretrainedFile, loadTorchvisionBackbone, parseSafetensors } from '../../core/pretrained.js'
+import { SHARED_DIR, sharedPresent } from '../support/shared.js'
 
-const FIXTURE = resolve(import.meta.dirname, '../../../shared/fixtures/resnet18-torchvision')
-const present = existsSync(`${FIXTURE}/model.safetensors`)
-if (!present) console.warn(`skipping torchvision parity: ${FIXTURE} is absent (it ships in ../shared/fixtures)`)
+const FIXTURE = resolve(SHARED_DIR, 'fixtures/resnet18-torchvision')
+const present = sharedPresent('fixtures/resnet18-torchvision/model.safetensors', 'torchvision parity')
 
 const f32 = (name: string) => {
   const b = readFileSync(`${FIXTURE}/${name}`)

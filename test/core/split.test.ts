@@ -1,14 +1,12 @@
-import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseLabelsCsv } from '../../core/labels.js'
 import { sha256Hex, splitOf, splitOfDigest } from '../../core/split.js'
+import { SHARED_DIR, sharedPresent } from '../support/shared.js'
 
-/** UTKFACE_DIR points elsewhere, or at nothing to check the skip. */
-const DATA = process.env.UTKFACE_DIR ?? '/work/shared/data/utkface'
-const hasData = existsSync(join(DATA, 'splits.csv'))
-if (!hasData) console.warn(`split.test: ${DATA}/splits.csv not found; skipping the UTKFace reference checks`)
+const DATA = resolve(SHARED_DIR, 'data/utkface')
+const hasData = sharedPresent('data/utkface/splits.csv', 'splitOf on UTKFace')
 
 describe('splitOf', () => {
   it('maps the first 8 hex digits of the sha256, mod 10, to 0–7 train, 8 val, 9 test', () => {

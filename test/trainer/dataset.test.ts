@@ -1,15 +1,14 @@
-import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { countSkip, loadDataset, MAX_SKIPPED_EXAMPLES, type Dataset } from '../../trainer/dataset.js'
 import { DatasetError } from '../../trainer/dataset-source.js'
 import { corruptImage, makeImages, tarBuffer, writeFolder, zipBuffer, type ArchiveFile } from '../support/images.js'
+import { SHARED_DIR, sharedPresent } from '../support/shared.js'
 
-/** UTKFACE_DIR points elsewhere, or at nothing to check the skip. */
-const UTKFACE = `${process.env.UTKFACE_DIR ?? '/work/shared/data/utkface'}/UTKFace`
-const hasData = existsSync(UTKFACE)
-if (!hasData) console.warn(`dataset.test: ${UTKFACE} not found; skipping the full UTKFace load`)
+const UTKFACE = resolve(SHARED_DIR, 'data/utkface/UTKFace')
+const hasData = sharedPresent('data/utkface/UTKFace', 'loadDataset on UTKFace')
 
 const folders: string[] = []
 afterAll(async () => {
