@@ -103,7 +103,9 @@ async function main() {
     scenes.push({ ...s, image: await decodeOriented(s.bytes) })
   }
   const faceCount = scenes.reduce((n, s) => n + s.faces.length, 0)
-  console.log(`train crops ${train.length}, test crops ${crops.length}, scenes ${scenes.length} with ${faceCount} faces`)
+  console.log(
+    `train crops ${train.length}, test crops ${crops.length}, scenes ${scenes.length} with ${faceCount} faces`
+  )
 
   const rows: string[] = []
   for (const c of await candidates()) {
@@ -113,7 +115,12 @@ async function main() {
       const best = (await c.detect(img))[0]
       if (best) {
         const b = best.box
-        rel.push([(b.x + b.width / 2) / img.width, (b.y + b.height / 2) / img.height, b.width / img.width, b.height / img.height])
+        rel.push([
+          (b.x + b.width / 2) / img.width,
+          (b.y + b.height / 2) / img.height,
+          b.width / img.width,
+          b.height / img.height,
+        ])
       }
     }
     const ref = [0, 1, 2, 3].map((k) => median(rel.map((r) => r[k]!))) as [number, number, number, number]
@@ -166,7 +173,9 @@ async function main() {
     console.log(rows.at(-1))
   }
   console.log('')
-  console.log('| detector | runtime | weights | crops found | ms/crop | scene faces found (IoU ≥ 0.5) | mean IoU | false positives | ms/scene | reference box cx cy w h (train crops found) |')
+  console.log(
+    '| detector | runtime | weights | crops found | ms/crop | scene faces found (IoU ≥ 0.5) | mean IoU | false positives | ms/scene | reference box cx cy w h (train crops found) |'
+  )
   console.log('|---|---|---|---|---|---|---|---|---|---|')
   for (const r of rows) console.log(r)
 }

@@ -61,7 +61,7 @@ async function main() {
     await sampleUtkFace('test', sceneCount * 4, 301),
     await sampleUtkFace('test', sceneCount, 302),
     sceneCount,
-    31,
+    31
   )
   const sceneAuto: number[] = []
   const sceneDirect: number[] = []
@@ -86,7 +86,7 @@ async function main() {
   console.log(
     `scenes: ${scenes.length}, faces ${pasted}, found ${pasted - missed}; age MAE auto ${mean(sceneAuto).toFixed(2)} ` +
       `vs direct ${mean(sceneDirect).toFixed(2)} on the same faces: ${sceneGap >= 0 ? '+' : ''}${sceneGap.toFixed(2)} years ` +
-      `(target ≤ +1.0: ${sceneGap <= 1 ? 'met' : 'NOT met'})`,
+      `(target ≤ +1.0: ${sceneGap <= 1 ? 'met' : 'NOT met'})`
   )
 
   // 2. plain test crops
@@ -106,7 +106,7 @@ async function main() {
   console.log(
     `plain test crops: ${crops.length}, detected ${crops.length - fellBack}, fell back ${fellBack}; age MAE auto ` +
       `${mean(cropAuto).toFixed(2)} vs direct ${mean(cropDirect).toFixed(2)}: ${cropGap >= 0 ? '+' : ''}${cropGap.toFixed(2)} years ` +
-      `(target ≤ +0.3: ${cropGap <= 0.3 ? 'met' : 'NOT met'})`,
+      `(target ≤ +0.3: ${cropGap <= 0.3 ? 'met' : 'NOT met'})`
   )
 }
 

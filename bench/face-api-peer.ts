@@ -12,12 +12,20 @@ const require = createRequire(import.meta.url)
 
 /** The handful of face-api calls the benchmarks use (its bundled typings do not load under NodeNext). */
 interface FaceApi {
-  tf: { tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void }; getBackend(): string }
+  tf: {
+    tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void }
+    getBackend(): string
+  }
   nets: Record<'ssdMobilenetv1' | 'tinyFaceDetector' | 'ageGenderNet', { loadFromDisk(dir: string): Promise<void> }>
   SsdMobilenetv1Options: new (o: { minConfidence: number; maxResults?: number }) => object
   TinyFaceDetectorOptions: new (o: { inputSize: number; scoreThreshold: number }) => object
-  detectAllFaces(input: unknown, options: object): Promise<FaceApiDetection[]> & {
-    withAgeAndGender(): Promise<Array<{ detection: FaceApiDetection; age: number; gender: string; genderProbability: number }>>
+  detectAllFaces(
+    input: unknown,
+    options: object
+  ): Promise<FaceApiDetection[]> & {
+    withAgeAndGender(): Promise<
+      Array<{ detection: FaceApiDetection; age: number; gender: string; genderProbability: number }>
+    >
   }
 }
 interface FaceApiDetection {
@@ -62,7 +70,7 @@ export async function loadFaceApi(minScore = 0.5): Promise<FaceApiPeer> {
     backend: api.tf.getBackend(),
     detect: (image, detector) =>
       withTensor(image, async (t) =>
-        (await api.detectAllFaces(t, options[detector])).map((d) => ({ box: plainBox(d.box), score: d.score })),
+        (await api.detectAllFaces(t, options[detector])).map((d) => ({ box: plainBox(d.box), score: d.score }))
       ),
     detectAgeGender: (image) =>
       withTensor(image, async (t) =>
@@ -71,7 +79,7 @@ export async function loadFaceApi(minScore = 0.5): Promise<FaceApiPeer> {
           score: r.detection.score,
           age: r.age,
           gender: r.gender,
-        })),
+        }))
       ),
   }
 }

@@ -31,7 +31,12 @@ async function main() {
   const engine = await initEngine({ backend: 'wasm' })
   const detector = await loadFaceDetector()
   const count = Number(args.scenes)
-  const scenes = await makeScenes(await sampleUtkFace('train', count * 4, 21), await sampleUtkFace('train', count, 22), count, 23)
+  const scenes = await makeScenes(
+    await sampleUtkFace('train', count * 4, 21),
+    await sampleUtkFace('train', count, 22),
+    count,
+    23
+  )
   const pasted = scenes.reduce((n, s) => n + s.faces.length, 0)
   console.log(`${detector.name} on ${engine.description}, ${scenes.length} scenes with ${pasted} train-split crops`)
   const m = { eyeSide: [] as number[], eyeDx: [] as number[], eyeDy: [] as number[], angle: [] as number[] }
@@ -81,10 +86,13 @@ async function main() {
   console.log(summary('eyes: centre dy / eye dist', m.eyeDy))
   console.log(summary('eyes: |angle| degrees', m.angle))
   const f = (xs: number[]) => Number(quantile(xs, 0.5).toFixed(3))
-  console.log('\nmeasured:', JSON.stringify({
-    box: { side: f(b.boxSide), dx: f(b.boxDx), dy: f(b.boxDy) },
-    eyes: { side: f(m.eyeSide), dx: f(m.eyeDx), dy: f(m.eyeDy) },
-  }))
+  console.log(
+    '\nmeasured:',
+    JSON.stringify({
+      box: { side: f(b.boxSide), dx: f(b.boxDx), dy: f(b.boxDy) },
+      eyes: { side: f(m.eyeSide), dx: f(m.eyeDx), dy: f(m.eyeDy) },
+    })
+  )
   console.log('in core/preprocess.ts:', JSON.stringify(UTKFACE_FRAMING))
 }
 

@@ -83,7 +83,10 @@ async function bundle(out: string): Promise<void> {
 
 async function files(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true })
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort()
 }
 
 async function assetSizes(dir: string) {
@@ -146,7 +149,7 @@ async function runCold(
   assetDir: string,
   eventPath: string,
   s3Env: Readonly<Record<string, string>>,
-  requests: number,
+  requests: number
 ): Promise<ColdResult> {
   const runner = join(assetDir, '..', 'runner.mjs')
   await writeFile(runner, RUNNER)
@@ -225,11 +228,21 @@ async function stages(rounds: number): Promise<void> {
     },
   ]
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-  console.log(`\nper stage, warm, median of ${rounds} (this process, ${detector.name}, ResNet18 width 64 at 64 px, wasm)`)
-  console.log('| image | faces | decode | detect | crop | model | ours total | face-api SSD + age/gender (+ decode) | ours / face-api |')
+  console.log(
+    `\nper stage, warm, median of ${rounds} (this process, ${detector.name}, ResNet18 width 64 at 64 px, wasm)`
+  )
+  console.log(
+    '| image | faces | decode | detect | crop | model | ours total | face-api SSD + age/gender (+ decode) | ours / face-api |'
+  )
   console.log('|---|---|---|---|---|---|---|---|---|')
   for (const { name, bytes } of images) {
-    const t: Record<'decode' | 'detect' | 'crop' | 'model' | 'peer', number[]> = { decode: [], detect: [], crop: [], model: [], peer: [] }
+    const t: Record<'decode' | 'detect' | 'crop' | 'model' | 'peer', number[]> = {
+      decode: [],
+      detect: [],
+      crop: [],
+      model: [],
+      peer: [],
+    }
     let found = 0
     let peerFound = 0
     for (let r = 0; r <= rounds; r++) {
@@ -251,11 +264,20 @@ async function stages(rounds: number): Promise<void> {
       if (r === 0) continue // warm-up
       found = detected.length
       peerFound = peerFaces.length
-      ;(['decode', 'detect', 'crop', 'model', 'peer'] as const).forEach((k, i) => t[k].push(at[i + 1]! - at[i]!))
+      ;(['decode', 'detect', 'crop', 'model', 'peer'] as const).forEach((k, i) => {
+        t[k].push(at[i + 1]! - at[i]!)
+      })
     }
     const total = median(t.decode.map((d, i) => d + t.detect[i]! + t.crop[i]! + t.model[i]!))
     const peerTotal = median(t.peer)
-    const row = [name, `${found} (face-api ${peerFound})`, ...(['decode', 'detect', 'crop', 'model'] as const).map((k) => ms(median(t[k]))), ms(total), ms(peerTotal), (total / peerTotal).toFixed(2)]
+    const row = [
+      name,
+      `${found} (face-api ${peerFound})`,
+      ...(['decode', 'detect', 'crop', 'model'] as const).map((k) => ms(median(t[k]))),
+      ms(total),
+      ms(peerTotal),
+      (total / peerTotal).toFixed(2),
+    ]
     console.log(`| ${row.join(' | ')} |`)
   }
 }

@@ -122,7 +122,9 @@ async function profileStep(run: () => void, size: number): Promise<void> {
   for (const [name, e] of [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10)) {
     console.log(`    ${name.padEnd(24)} ${fmt(e.ms).padStart(8)} ms ${String(e.calls).padStart(5)} calls`)
   }
-  console.log(`    ${'(outside kernels)'.padEnd(24)} ${fmt(total - inKernels).padStart(8)} ms   optimizer update, tape, JS`)
+  console.log(
+    `    ${'(outside kernels)'.padEnd(24)} ${fmt(total - inKernels).padStart(8)} ms   optimizer update, tape, JS`
+  )
 }
 
 /** The PyTorch peer's training images/s, or a reason it could not run. */
@@ -138,7 +140,9 @@ function peer(size: number): { imagesPerSecond: number } | { missing: string } {
   )
   const match = /train_images_per_s ([\d.]+)/.exec(run.stdout ?? '')
   if (run.status !== 0 || !match) {
-    return { missing: `${PEER_SCRIPT} failed: ${(run.stderr || run.stdout || String(run.error)).trim().split('\n').pop()}` }
+    return {
+      missing: `${PEER_SCRIPT} failed: ${(run.stderr || run.stdout || String(run.error)).trim().split('\n').pop()}`,
+    }
   }
   return { imagesPerSecond: Number(match[1]) }
 }
@@ -147,7 +151,10 @@ const engine = await initEngine({ backend: backendChoice })
 console.log(`backend: ${engine.description}`)
 console.log(
   `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
-    `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`
+    `${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`
 )
 for (const size of sizes) {
   const m = await measure(size)

@@ -39,6 +39,7 @@ export function numberFlag(ctx: CommandContext, name: string, fallback: number):
   const raw = stringFlag(ctx, name)
   if (raw === undefined) return fallback
   const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got ${JSON.stringify(raw)}`)
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--${name} must be a positive number, got ${JSON.stringify(raw)}`)
   return n
 }

@@ -41,22 +41,31 @@ export interface S3Context {
  * const s3 = openS3({ bucket: 'agegender' }, process.env)
  * await s3.store.list('runs/')
  */
-export function openS3(globals: GlobalOptions, env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): S3Context {
+export function openS3(
+  globals: GlobalOptions,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd = process.cwd()
+): S3Context {
   if (globals.endpoint !== undefined && !/^https?:\/\/[^/]+/.test(globals.endpoint)) {
     throw new UsageError(`--endpoint must be an http(s) URL, got ${JSON.stringify(globals.endpoint)}`)
   }
-  const effectiveEnv = globals.endpoint ? { ...env, AWS_ENDPOINT_URL: globals.endpoint, AWS_ENDPOINT_URL_S3: globals.endpoint } : env
+  const effectiveEnv = globals.endpoint
+    ? { ...env, AWS_ENDPOINT_URL: globals.endpoint, AWS_ENDPOINT_URL_S3: globals.endpoint }
+    : env
   const endpoint = customS3Endpoint(effectiveEnv)
   const local = endpoint !== undefined && isLoopback(endpoint)
   const bucket = nonEmpty(globals.bucket) ?? nonEmpty(env['AGEGENDER_BUCKET']) ?? (local ? LOCAL_BUCKET : undefined)
   if (bucket === undefined) {
     throw new UsageError(
-      'which bucket? Pass --bucket NAME or set AGEGENDER_BUCKET (for the local system: source .local/env.sh)',
+      'which bucket? Pass --bucket NAME or set AGEGENDER_BUCKET (for the local system: source .local/env.sh)'
     )
   }
   // On this machine with no credentials configured: the local system's (LocalStack takes any).
   const noCredentials = !nonEmpty(env['AWS_ACCESS_KEY_ID']) && !nonEmpty(env['AWS_PROFILE'])
-  const saved = local && noCredentials ? readLocalCredentials(resolve(cwd, nonEmpty(env['AGEGENDER_DATA_DIR']) ?? '.local')) : undefined
+  const saved =
+    local && noCredentials
+      ? readLocalCredentials(resolve(cwd, nonEmpty(env['AGEGENDER_DATA_DIR']) ?? '.local'))
+      : undefined
   const client = new S3Client({
     ...s3ClientConfig(effectiveEnv),
     // An explicit endpoint beats whatever the SDK would read from the process environment.

@@ -32,7 +32,7 @@ export function processIo(): Io {
 }
 
 /** Writes a line (or several) to an output. */
-export const println = (out: Output, text = '') => void out.write(text + '\n')
+export const println = (out: Output, text = '') => void out.write(`${text}\n`)
 
 /** Wrong arguments: exit code 2 and a pointer to the usage text. */
 export class UsageError extends Error {

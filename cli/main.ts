@@ -72,7 +72,10 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       println(io.stdout, commandUsage(command))
       return 0
     }
-    const globals = { bucket: values['bucket'] as string | undefined, endpoint: values['endpoint'] as string | undefined }
+    const globals = {
+      bucket: values['bucket'] as string | undefined,
+      endpoint: values['endpoint'] as string | undefined,
+    }
     return await command.run({
       io,
       values,
@@ -96,11 +99,13 @@ function explain(err: unknown, s3: S3Context | undefined): string {
   const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } } | undefined
   const message = e?.message ?? String(err)
   const where = s3 ? `${s3.uri('')} at ${s3.endpoint ?? 'AWS'}` : 'S3'
-  if (e?.name === 'NoSuchBucket') return `no bucket ${s3?.bucket ?? ''} at ${s3?.endpoint ?? 'AWS'}: check --bucket / AGEGENDER_BUCKET`
+  if (e?.name === 'NoSuchBucket')
+    return `no bucket ${s3?.bucket ?? ''} at ${s3?.endpoint ?? 'AWS'}: check --bucket / AGEGENDER_BUCKET`
   if (e?.name === 'CredentialsProviderError' || /credentials/i.test(message)) {
     return `${message}\n  no AWS credentials: configure them, or for the local system: source .local/env.sh`
   }
   const code = e?.code ?? e?.cause?.code
-  if (code === 'ECONNREFUSED') return `cannot reach ${where} (${code}): is \`npm start\` running, or is --endpoint right?`
+  if (code === 'ECONNREFUSED')
+    return `cannot reach ${where} (${code}): is \`npm start\` running, or is --endpoint right?`
   return message
 }

@@ -24,7 +24,9 @@ export interface FolderFile {
 
 /** Every file `packFolder` will pack, in archive order. */
 export async function listFolder(root: string, prefix = ''): Promise<FolderFile[]> {
-  const entries = (await readdir(root, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const entries = (await readdir(root, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+  )
   const files: FolderFile[] = []
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue
@@ -91,7 +93,7 @@ async function addFile(pack: tar.Pack, file: FolderFile): Promise<void> {
   let entry: ReturnType<tar.Pack['entry']> | undefined
   const written = new Promise<void>((done, reject) => {
     entry = pack.entry({ name: file.name, size: file.size, mtime: file.mtime, mode: 0o644, type: 'file' }, (err) =>
-      err ? reject(err) : done(),
+      err ? reject(err) : done()
     )
   })
   const sink = entry!

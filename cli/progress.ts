@@ -24,7 +24,11 @@ function barProgress(io: Io, label: string, initialTotal: number): Progress {
   let total = Math.max(1, initialTotal)
   const payload = (done: number) => {
     const seconds = (Date.now() - started) / 1000
-    return { done: formatBytes(done), size: formatBytes(total), rate: seconds > 0 ? `${formatBytes(done / seconds)}/s` : '-' }
+    return {
+      done: formatBytes(done),
+      size: formatBytes(total),
+      rate: seconds > 0 ? `${formatBytes(done / seconds)}/s` : '-',
+    }
   }
   const bar = new cliProgress.SingleBar(
     {
@@ -34,7 +38,7 @@ function barProgress(io: Io, label: string, initialTotal: number): Progress {
       etaBuffer: 50,
       barsize: 30,
     },
-    cliProgress.Presets.shades_classic,
+    cliProgress.Presets.shades_classic
   )
   bar.start(total, 0, payload(0))
   return {
@@ -68,7 +72,7 @@ function lineProgress(io: Io, label: string, initialTotal: number): Progress {
       const rate = done / Math.max(seconds, 1e-3)
       const eta = rate > 0 ? (total - done) / rate : NaN
       io.stderr.write(
-        `${label}: ${Math.floor(ratio * 100)}% (${formatBytes(done)} of ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)})\n`,
+        `${label}: ${Math.floor(ratio * 100)}% (${formatBytes(done)} of ${formatBytes(total)}, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)})\n`
       )
     },
     setTotal: (t) => {

@@ -58,7 +58,8 @@ async function readRunOnce(store: ObjectStore, runId: string): Promise<RunStatus
   const raw = await getJson(store, runKeys(runId).status)
   if (raw === undefined) return undefined
   const parsed = RunStatus.safeParse(raw)
-  if (!parsed.success) throw new InvalidStatusError(`runs/${runId}/status.json is not a valid run status: ${parsed.error.message}`)
+  if (!parsed.success)
+    throw new InvalidStatusError(`runs/${runId}/status.json is not a valid run status: ${parsed.error.message}`)
   return parsed.data
 }
 

@@ -114,11 +114,23 @@ function bandOffsets(residuals: readonly number[], level: number): Pick<AgeInter
   const q = kth(residuals.map(Math.abs), k)
   candidates.push({ below: up(q), above: up(q), shape: 'symmetric' })
   const c = kth(residuals, Math.ceil(n / 2))
-  const qc = kth(residuals.map((r) => Math.abs(r - c)), k)
+  const qc = kth(
+    residuals.map((r) => Math.abs(r - c)),
+    k
+  )
   candidates.push({ below: up(qc - c), above: up(qc + c), shape: 'shifted' })
   const kt = Math.ceil((n + 1) * (1 - (1 - level) / 2) - 1e-9)
   if (kt <= n) {
-    candidates.push({ below: up(kth(residuals.map((r) => -r), kt)), above: up(kth(residuals, kt)), shape: 'equal-tails' })
+    candidates.push({
+      below: up(
+        kth(
+          residuals.map((r) => -r),
+          kt
+        )
+      ),
+      above: up(kth(residuals, kt)),
+      shape: 'equal-tails',
+    })
   }
   return candidates.reduce((best, x) => (x.below + x.above < best.below + best.above ? x : best))
 }
@@ -142,7 +154,9 @@ export function calibrateAgeInterval(
   const finite = samples.filter((s) => Number.isFinite(s.predicted) && Number.isFinite(s.actual))
   const needed = minSamplesFor(level)
   if (finite.length < needed) {
-    throw new CalibrationError(`calibrating a ${level} age range needs at least ${needed} predictions, got ${finite.length}`)
+    throw new CalibrationError(
+      `calibrating a ${level} age range needs at least ${needed} predictions, got ${finite.length}`
+    )
   }
   const minCount = Math.max(options.minBandCount ?? 100, needed)
   const edges = [...(options.edges ?? DEFAULT_BAND_EDGES)]
@@ -165,13 +179,22 @@ export function calibrateAgeInterval(
     const right = groups[small + 1]
     const into = !right || (left && left.residuals.length <= right.residuals.length) ? small - 1 : small + 1
     const [a, b] = into < small ? [into, small] : [small, into]
-    const merged = { from: groups[a]!.from, to: groups[b]!.to, residuals: [...groups[a]!.residuals, ...groups[b]!.residuals] }
+    const merged = {
+      from: groups[a]!.from,
+      to: groups[b]!.to,
+      residuals: [...groups[a]!.residuals, ...groups[b]!.residuals],
+    }
     groups.splice(a, 2, merged)
   }
   return {
     level,
     method: 'split-conformal',
-    bands: groups.map((g) => ({ from: g.from, to: g.to, count: g.residuals.length, ...bandOffsets(g.residuals, level) })),
+    bands: groups.map((g) => ({
+      from: g.from,
+      to: g.to,
+      count: g.residuals.length,
+      ...bandOffsets(g.residuals, level),
+    })),
   }
 }
 
@@ -192,7 +215,8 @@ export interface IntervalEvaluation extends IntervalGroup {
   readonly byPredictedBand: Record<string, IntervalGroup>
 }
 
-export const bandLabel = (b: Pick<AgeIntervalBand, 'from' | 'to'>) => (b.to === null ? `${b.from}+` : `${b.from}-${b.to}`)
+export const bandLabel = (b: Pick<AgeIntervalBand, 'from' | 'to'>) =>
+  b.to === null ? `${b.from}+` : `${b.from}-${b.to}`
 
 function intervalGroup(hits: readonly { inside: boolean; width: number }[]): IntervalGroup {
   const n = hits.length
@@ -204,10 +228,18 @@ function intervalGroup(hits: readonly { inside: boolean; width: number }[]): Int
 }
 
 /** Coverage and width of a calibration's ranges on other predictions (the test split). */
-export function evaluateAgeInterval(calibration: AgeIntervalCalibration, samples: readonly CalibrationSample[]): IntervalEvaluation {
+export function evaluateAgeInterval(
+  calibration: AgeIntervalCalibration,
+  samples: readonly CalibrationSample[]
+): IntervalEvaluation {
   const rows = samples.map((s) => {
     const r = ageRange(calibration, s.predicted)
-    return { s, inside: s.actual >= r.low && s.actual <= r.high, width: r.high - r.low, band: bandLabel(bandFor(calibration, s.predicted)) }
+    return {
+      s,
+      inside: s.actual >= r.low && s.actual <= r.high,
+      width: r.high - r.low,
+      band: bandLabel(bandFor(calibration, s.predicted)),
+    }
   })
   const by = (key: (row: (typeof rows)[number]) => string, order: readonly string[]) => {
     const groups = new Map<string, typeof rows>(order.map((k) => [k, []]))

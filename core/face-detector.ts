@@ -90,8 +90,6 @@ export function blazeFaceAnchors(inputSize: number): Float32Array {
   return Float32Array.from(out)
 }
 
-const KEYPOINTS = 6
-
 export class BlazeFaceDetector implements FaceDetector {
   readonly name: string
   readonly inputSize: number
@@ -103,7 +101,7 @@ export class BlazeFaceDetector implements FaceDetector {
   constructor(
     private readonly model: tf.GraphModel,
     variant: BlazeFaceVariant,
-    options: FaceDetectorOptions = {},
+    options: FaceDetectorOptions = {}
   ) {
     const shape = model.inputs[0]?.shape
     this.inputSize = shape?.[1] && shape[1] > 0 ? shape[1] : 256
@@ -128,7 +126,7 @@ export class BlazeFaceDetector implements FaceDetector {
     // one NMS over the whole image and the tiles; it takes boxes as [y1, x1, y2, x2]
     const boxT = tf.tensor2d(
       candidates.flatMap((c) => [c.box.y, c.box.x, c.box.y + c.box.height, c.box.x + c.box.width]),
-      [candidates.length, 4],
+      [candidates.length, 4]
     )
     const scoreT = tf.tensor1d(candidates.map((c) => c.score))
     const keptT = await tf.image.nonMaxSuppressionAsync(boxT, scoreT, this.maxFaces, this.iouThreshold, this.minScore)
@@ -148,7 +146,12 @@ export class BlazeFaceDetector implements FaceDetector {
     if (Math.max(image.width, image.height) < 2 * this.inputSize) return []
     const w = Math.round(image.width * 0.6)
     const h = Math.round(image.height * 0.6)
-    return [0, 1, 2, 3].map((i) => ({ x: i % 2 ? image.width - w : 0, y: i < 2 ? 0 : image.height - h, width: w, height: h }))
+    return [0, 1, 2, 3].map((i) => ({
+      x: i % 2 ? image.width - w : 0,
+      y: i < 2 ? 0 : image.height - h,
+      width: w,
+      height: h,
+    }))
   }
 
   /**
@@ -166,7 +169,12 @@ export class BlazeFaceDetector implements FaceDetector {
       const w = Math.round((n * region.width) / side)
       const resized = tf.image.resizeBilinear(cut.expandDims(0) as tf.Tensor4D, [h, w])
       const input = tf
-        .pad(resized, [[0, 0], [Math.floor((n - h) / 2), Math.ceil((n - h) / 2)], [Math.floor((n - w) / 2), Math.ceil((n - w) / 2)], [0, 0]])
+        .pad(resized, [
+          [0, 0],
+          [Math.floor((n - h) / 2), Math.ceil((n - h) / 2)],
+          [Math.floor((n - w) / 2), Math.ceil((n - w) / 2)],
+          [0, 0],
+        ])
         .div(127.5)
         .sub(1)
       const outputs = this.model.execute(input) as tf.Tensor[]
@@ -177,7 +185,9 @@ export class BlazeFaceDetector implements FaceDetector {
         tf.Tensor,
         tf.Tensor,
       ]
-      return tf.concat([tf.concat([scores512, regs512], 2), tf.concat([scores384, regs384], 2)], 1).squeeze([0]) as tf.Tensor2D
+      return tf
+        .concat([tf.concat([scores512, regs512], 2), tf.concat([scores384, regs384], 2)], 1)
+        .squeeze([0]) as tf.Tensor2D
     })
     const values = await raw.data()
     raw.dispose()
@@ -237,7 +247,12 @@ export class BlazeFaceDetector implements FaceDetector {
 function clip(box: Box, image: OrientedImage): Box {
   const x = Math.max(0, box.x)
   const y = Math.max(0, box.y)
-  return { x, y, width: Math.min(image.width, box.x + box.width) - x, height: Math.min(image.height, box.y + box.height) - y }
+  return {
+    x,
+    y,
+    width: Math.min(image.width, box.x + box.width) - x,
+    height: Math.min(image.height, box.y + box.height) - y,
+  }
 }
 
 /** Whether a box has any part inside the image. */

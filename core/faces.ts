@@ -94,10 +94,20 @@ export class FacePipeline {
     const fellBack = mode === 'auto' && detected.length === 0
     const regions: Array<{ box: Box; score: number | null; method: FaceAnswer['method']; pixels: Uint8Array }> = []
     if (mode === 'whole' || fellBack) {
-      regions.push({ box: wholeImageBox(image), score: null, method: 'whole-image', pixels: await cropFace(image, null, size) })
+      regions.push({
+        box: wholeImageBox(image),
+        score: null,
+        method: 'whole-image',
+        pixels: await cropFace(image, null, size),
+      })
     } else {
       for (const face of detected) {
-        regions.push({ box: face.box, score: face.score, method: 'detector', pixels: await cropFace(image, face, size) })
+        regions.push({
+          box: face.box,
+          score: face.score,
+          method: 'detector',
+          pixels: await cropFace(image, face, size),
+        })
       }
     }
     const predictions = regions.length ? await this.predictor.predictDecoded(regions.map((r) => r.pixels)) : []

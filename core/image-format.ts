@@ -17,8 +17,7 @@ export const MEDIA_TYPES: Readonly<Record<ImageFormat, string>> = {
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 
-const ascii = (bytes: Uint8Array, from: number, to: number) =>
-  String.fromCharCode(...bytes.subarray(from, to))
+const ascii = (bytes: Uint8Array, from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to))
 
 /**
  * The admitted format these bytes start with, or `undefined` for anything else (including other image formats).

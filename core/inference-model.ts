@@ -51,7 +51,8 @@ export async function toInferenceModel(model: tf.LayersModel): Promise<{ model: 
   const layers = topology.config.layers
   const byName = new Map(layers.map((l) => [l.name, l]))
   const consumers = new Map<string, string[]>(layers.map((l) => [l.name, []]))
-  for (const l of layers) for (const node of l.inbound_nodes) for (const [from] of node) consumers.get(from)?.push(l.name)
+  for (const l of layers)
+    for (const node of l.inbound_nodes) for (const [from] of node) consumers.get(from)?.push(l.name)
   for (const [name] of topology.config.output_layers) consumers.get(name)?.push('<output>')
 
   /** Removed layer → the layer whose output replaces it. */
@@ -76,7 +77,8 @@ export async function toInferenceModel(model: tf.LayersModel): Promise<{ model: 
     if (layer.class_name !== 'Conv2D' || layer.config.data_format !== 'channels_last') continue
     const bn = onlyConsumer(layer.name)
     const bnConfig = bn?.config
-    const foldable = bn !== undefined && bn.class_name === 'BatchNormalization' && (bnConfig!.axis === -1 || bnConfig!.axis === 3)
+    const foldable =
+      bn !== undefined && bn.class_name === 'BatchNormalization' && (bnConfig!.axis === -1 || bnConfig!.axis === 3)
     if (foldable) {
       const conv = model.getLayer(layer.name)
       const norm = model.getLayer(bn.name)
@@ -120,7 +122,11 @@ export async function toInferenceModel(model: tf.LayersModel): Promise<{ model: 
   const kept = layers.filter((l) => !replacedBy.has(l.name))
   for (const l of kept) for (const node of l.inbound_nodes) for (const ref of node) ref[0] = resolve(ref[0])
   topology.config.layers = kept
-  topology.config.output_layers = topology.config.output_layers.map(([name, node, index]) => [resolve(name), node, index])
+  topology.config.output_layers = topology.config.output_layers.map(([name, node, index]) => [
+    resolve(name),
+    node,
+    index,
+  ])
 
   const named: tf.NamedTensorMap = {}
   for (const l of kept) {
@@ -135,7 +141,11 @@ export async function toInferenceModel(model: tf.LayersModel): Promise<{ model: 
   try {
     const { data, specs } = await tf.io.encodeWeights(named)
     const inference = await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'], weightSpecs: specs, weightData: data })
+      tf.io.fromMemory({
+        modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'],
+        weightSpecs: specs,
+        weightData: data,
+      })
     )
     return { model: inference, folded: report }
   } finally {

@@ -48,7 +48,10 @@ export type LabelResult = { ok: true; label: Label } | { ok: false; reason: Labe
 
 /** Forward slashes, no leading `./` or `/`: the one spelling of a path inside a dataset. */
 export function normalizePath(path: string): string {
-  return path.replace(/\\/g, '/').replace(/^(\.?\/)+/, '').replace(/\/{2,}/g, '/')
+  return path
+    .replace(/\\/g, '/')
+    .replace(/^(\.?\/)+/, '')
+    .replace(/\/{2,}/g, '/')
 }
 
 export function baseName(path: string): string {

@@ -101,7 +101,10 @@ export async function saveModel(model: tf.LayersModel, meta: ModelMeta, store: O
   await putJson(store, `${prefix}meta.json`, meta)
 }
 
-export async function loadModel(store: ObjectStore, prefix: string): Promise<{ model: tf.LayersModel; meta: ModelMeta }> {
+export async function loadModel(
+  store: ObjectStore,
+  prefix: string
+): Promise<{ model: tf.LayersModel; meta: ModelMeta }> {
   const raw = await getJson(store, `${prefix}meta.json`)
   if (raw === undefined) throw new Error(`no meta.json at ${store.location}/${prefix}`)
   const parsed = ModelMeta.safeParse(raw)

@@ -83,7 +83,9 @@ export function createModel(options: ModelOptions): tf.LayersModel {
   const input = tf.input({ shape: [inputSize, inputSize, 3], name: 'image' })
   let x = relu('relu')(bn('bn1')(conv('conv1', width, 7, 2, 3)(input)))
   x = tf.layers.zeroPadding2d({ name: 'maxpool.pad', padding: 1 }).apply(x) as tf.SymbolicTensor
-  x = tf.layers.maxPooling2d({ name: 'maxpool', poolSize: 3, strides: 2, padding: 'valid' }).apply(x) as tf.SymbolicTensor
+  x = tf.layers
+    .maxPooling2d({ name: 'maxpool', poolSize: 3, strides: 2, padding: 'valid' })
+    .apply(x) as tf.SymbolicTensor
 
   let channels = width
   for (const stage of STAGES) {
@@ -103,10 +105,17 @@ export function createModel(options: ModelOptions): tf.LayersModel {
   }
   let features = tf.layers.globalAveragePooling2d({ name: 'avgpool' }).apply(x) as tf.SymbolicTensor
   if (dropout > 0) {
-    features = tf.layers.dropout({ name: 'dropout', rate: dropout, ...seeded(seed, 1000) }).apply(features) as tf.SymbolicTensor
+    features = tf.layers
+      .dropout({ name: 'dropout', rate: dropout, ...seeded(seed, 1000) })
+      .apply(features) as tf.SymbolicTensor
   }
   const age = tf.layers
-    .dense({ name: 'age', units: 1, biasInitializer: tf.initializers.constant({ value: ageBias }), ...headInit(seed, 2000) })
+    .dense({
+      name: 'age',
+      units: 1,
+      biasInitializer: tf.initializers.constant({ value: ageBias }),
+      ...headInit(seed, 2000),
+    })
     .apply(features) as tf.SymbolicTensor
   const gender = tf.layers
     .dense({ name: 'gender', units: 1, activation: 'sigmoid', ...headInit(seed, 3000) })

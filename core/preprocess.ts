@@ -97,7 +97,12 @@ export async function decodeOriented(bytes: Uint8Array): Promise<OrientedImage> 
 /** The centred square that a cover resize of the whole image keeps (what the model sees in `whole` mode). */
 export function wholeImageBox(image: Pick<OrientedImage, 'width' | 'height'>): Box {
   const side = Math.min(image.width, image.height)
-  return { x: Math.floor((image.width - side) / 2), y: Math.floor((image.height - side) / 2), width: side, height: side }
+  return {
+    x: Math.floor((image.width - side) / 2),
+    y: Math.floor((image.height - side) / 2),
+    width: side,
+    height: side,
+  }
 }
 
 /** A detected face as cropFace needs it (core/faces.ts's DetectedFace fits). */
@@ -174,7 +179,10 @@ export async function cropFace(image: OrientedImage, face: FaceGeometry | null, 
   if (frame && !tight) {
     if (frame.angle === 0) {
       const side = Math.max(1, Math.round(frame.side))
-      region = { data: squareRegion(image, Math.round(frame.cx - side / 2), Math.round(frame.cy - side / 2), side), side }
+      region = {
+        data: squareRegion(image, Math.round(frame.cx - side / 2), Math.round(frame.cy - side / 2), side),
+        side,
+      }
     } else {
       // resampling beyond 4× the model's input only costs time: lanczos3 from there is as good
       const side = Math.max(1, Math.round(Math.min(frame.side, 4 * Math.max(size, 64))))
@@ -211,7 +219,7 @@ function squareRegion(image: OrientedImage, left: number, top: number, side: num
 function rotatedRegion(
   image: OrientedImage,
   frame: { cx: number; cy: number; side: number; angle: number },
-  out: number,
+  out: number
 ): Uint8Array {
   const px = new Uint8Array(out * out * 3)
   const step = frame.side / out

@@ -63,7 +63,9 @@ export async function readPretrained(source: string, options: PretrainedSourceOp
       return checked(await readFile(path), 'file')
     } catch (err) {
       if (err instanceof PretrainedSourceError) throw err
-      throw new PretrainedSourceError(`cannot read pretrained weights ${source}: ${(err as Error).message}`, { cause: err })
+      throw new PretrainedSourceError(`cannot read pretrained weights ${source}: ${(err as Error).message}`, {
+        cause: err,
+      })
     }
   }
   if (scheme === 's3') {

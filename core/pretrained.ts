@@ -91,7 +91,9 @@ export function loadTorchvisionBackbone(model: tf.LayersModel, tensors: Map<stri
     if (cls === 'Conv2D') {
       const t = need(tensors, `${layer.name}.weight`)
       if (t.shape.length !== 4) {
-        throw new Error(`layer ${layer.name}: pretrained shapes [${t.shape.join('x')}] do not match a convolution kernel`)
+        throw new Error(
+          `layer ${layer.name}: pretrained shapes [${t.shape.join('x')}] do not match a convolution kernel`
+        )
       }
       const [o, i, h, w] = t.shape as [number, number, number, number]
       const kernel = tf.tidy(() => tf.tensor4d(t.data, [o, i, h, w]).transpose([2, 3, 1, 0]))

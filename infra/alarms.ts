@@ -4,13 +4,7 @@
  * @module
  */
 import { Duration, Validations } from 'aws-cdk-lib'
-import {
-  Alarm,
-  ComparisonOperator,
-  Metric,
-  TreatMissingData,
-  type IMetric,
-} from 'aws-cdk-lib/aws-cloudwatch'
+import { Alarm, ComparisonOperator, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch'
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions'
 import type { IRule } from 'aws-cdk-lib/aws-events'
 import type { IFunction } from 'aws-cdk-lib/aws-lambda'
@@ -55,8 +49,16 @@ export class Alarms extends Construct {
       this.add(name, metric, 1, description, ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
 
     for (const [name, fn] of Object.entries(props.functions)) {
-      anyIn(`${name}Errors`, fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), `${name} function errors`)
-      anyIn(`${name}Throttles`, fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }), `${name} function throttled`)
+      anyIn(
+        `${name}Errors`,
+        fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        `${name} function errors`
+      )
+      anyIn(
+        `${name}Throttles`,
+        fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
+        `${name} function throttled`
+      )
     }
     if (props.failedJobsRule) {
       const failed = new Metric({
@@ -71,8 +73,11 @@ export class Alarms extends Construct {
     if (props.deadLetterQueue) {
       anyIn(
         'UndeliveredEvents',
-        props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
-        'an upload or job event could not be handled after retries: read the dead-letter queue',
+        props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
+        'an upload or job event could not be handled after retries: read the dead-letter queue'
       )
     }
     if (props.predict) {
@@ -82,7 +87,7 @@ export class Alarms extends Construct {
         props.predict.metricInvocations({ period: Duration.hours(1), statistic: 'Sum' }),
         limit,
         `predict was called more than ${limit} times in an hour (cost guard for the endpoint)`,
-        ComparisonOperator.GREATER_THAN_THRESHOLD,
+        ComparisonOperator.GREATER_THAN_THRESHOLD
       )
     }
   }

@@ -4,7 +4,7 @@
  * groups on first use with logs kept forever.
  * @module
  */
-import { CfnResource, RemovalPolicy, Stack } from 'aws-cdk-lib'
+import { CfnResource, RemovalPolicy, type Stack } from 'aws-cdk-lib'
 import { CfnFunction } from 'aws-cdk-lib/aws-lambda'
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs'
 import type { IConstruct } from 'constructs'

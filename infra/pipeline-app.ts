@@ -21,7 +21,12 @@ export function createApp(props: AppProps = {}): App {
     settings,
     // only what the user named: never CDK_DEFAULT_ACCOUNT/REGION, which the CLI fills with guesses
     ...(settings.account || settings.region
-      ? { env: { ...(settings.account ? { account: settings.account } : {}), ...(settings.region ? { region: settings.region } : {}) } }
+      ? {
+          env: {
+            ...(settings.account ? { account: settings.account } : {}),
+            ...(settings.region ? { region: settings.region } : {}),
+          },
+        }
       : {}),
   })
   // any unacknowledged finding fails synthesis (cdk-nag 3 runs as a policy validation plugin)

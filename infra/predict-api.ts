@@ -88,7 +88,9 @@ export class PredictApi extends Construct {
     const authType = props.authType ?? FunctionUrlAuthType.NONE
     const sharp = sharpSource(props.packagesRoot ?? repoRoot)
     if (sharp.kind === 'npm') {
-      Annotations.of(this).addInfo(`predict bundle: sharp's linux-x64 binaries come from npm while bundling (${sharp.why})`)
+      Annotations.of(this).addInfo(
+        `predict bundle: sharp's linux-x64 binaries come from npm while bundling (${sharp.why})`
+      )
     }
 
     this.fn = new NodeFunction(this, 'Function', {
@@ -130,13 +132,7 @@ export class PredictApi extends Construct {
         allowedOrigins: props.allowedOrigins ?? ['*'],
         allowedMethods: [HttpMethod.GET, HttpMethod.POST],
         // content-type for the image; the others let browsers send SigV4-signed requests under AWS_IAM
-        allowedHeaders: [
-          'content-type',
-          'authorization',
-          'x-amz-date',
-          'x-amz-security-token',
-          'x-amz-content-sha256',
-        ],
+        allowedHeaders: ['content-type', 'authorization', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256'],
         maxAge: Duration.hours(1),
       },
     })

@@ -12,7 +12,13 @@ import { z } from 'zod'
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean())
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 const list = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
   z.array(z.string().regex(/^[a-z0-9-]+\.[a-z0-9]+$/, 'expected an EC2 instance type like g4dn.xlarge')).min(1)
 )
 
@@ -38,7 +44,10 @@ export const PipelineSettings = z.object({
   /** Root volume of the GPU instances, GiB (the trainer image is ~6 GB). */
   rootVolumeGiB: int(30, 2000).default(100),
   /** Base image of trainer/Dockerfile, best a digest-pinned ECR copy (`repo@sha256:…`). Unset: the Dockerfile's tag. */
-  trainerBaseImage: z.string().regex(/^[a-z0-9./:_-]+(@sha256:[0-9a-f]{64})?$/, 'expected an image reference').optional(),
+  trainerBaseImage: z
+    .string()
+    .regex(/^[a-z0-9./:_-]+(@sha256:[0-9a-f]{64})?$/, 'expected an image reference')
+    .optional(),
   trainEpochs: int(1, 1000).default(30),
   trainImageSize: int(32, 512)
     .refine((v) => v % 32 === 0, 'trainImageSize must be a multiple of 32')
@@ -51,10 +60,16 @@ export const PipelineSettings = z.object({
    */
   trainPretrained: z
     .string()
-    .refine((v) => v === '' || /^(https:\/\/|s3:\/\/)/.test(v), 'trainPretrained must be an https:// URL, an s3:// URI or empty')
+    .refine(
+      (v) => v === '' || /^(https:\/\/|s3:\/\/)/.test(v),
+      'trainPretrained must be an https:// URL, an s3:// URI or empty'
+    )
     .default(DEFAULT_PRETRAINED_URL),
   /** sha256 the pretrained file must have (`TRAIN_PRETRAINED_SHA256`). Unset: the job logs the digest it got. */
-  trainPretrainedSha256: z.string().regex(/^[0-9a-f]{64}$/, 'trainPretrainedSha256 must be 64 hex digits').optional(),
+  trainPretrainedSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'trainPretrainedSha256 must be 64 hex digits')
+    .optional(),
   /** A run is promoted to `models/` only when its test age MAE (years) is at most this. */
   qualityGateMaxAgeMae: z.coerce.number().positive().default(12),
   /** `retain`: the buckets (datasets, runs, models) outlive the stack; `destroy`: emptied and deleted with it. */
@@ -69,8 +84,14 @@ export const PipelineSettings = z.object({
   /** E-mail address subscribed to the alarm topic. Unset: alarms exist but notify no one. */
   alarmEmail: z.email('alarmEmail must be an e-mail address').optional(),
   /** Deploy to this account / region. Unset: an environment-agnostic template (the CLI's profile decides). */
-  account: z.string().regex(/^\d{12}$/, 'account must be 12 digits').optional(),
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'region must look like eu-west-1').optional(),
+  account: z
+    .string()
+    .regex(/^\d{12}$/, 'account must be 12 digits')
+    .optional(),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'region must look like eu-west-1')
+    .optional(),
   /** How often a warm predict container re-reads `models/latest.json`. */
   modelRefreshSeconds: int(0, 86_400).default(300),
   /** Deploy the Batch trainer and its trigger; `false` for LocalStack's free edition (no Batch). */

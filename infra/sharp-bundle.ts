@@ -39,7 +39,8 @@ export function sharpSource(root: string): SharpSource {
     if (!wanted) return { kind: 'npm', spec, why: `sharp ${sharp.version} names no ${name}` }
     if (!existsSync(path)) return { kind: 'npm', spec, why: `${name} is not installed here (not a linux-x64 host)` }
     const installed = (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version
-    if (installed !== wanted) return { kind: 'npm', spec, why: `${name} ${installed} is installed, sharp wants ${wanted}` }
+    if (installed !== wanted)
+      return { kind: 'npm', spec, why: `${name} ${installed} is installed, sharp wants ${wanted}` }
   }
   return { kind: 'copy', packages: packageClosure(root, ['sharp', ...NATIVE]) }
 }

@@ -232,7 +232,7 @@ export class TrainerBatch extends Construct {
       Annotations.of(this).addWarningV2(
         'agegender:unpinnedCudaImage',
         `the trainer's base image ${cudaImage} is not pinned by digest; mirror it into ECR and pass ` +
-          '-c trainerBaseImage=<repo>@sha256:<digest> (infra/README.md, "Trainer image")',
+          '-c trainerBaseImage=<repo>@sha256:<digest> (infra/README.md, "Trainer image")'
       )
     }
     const image = new DockerImageAsset(this, 'Image', {

@@ -49,7 +49,11 @@ const port = z.coerce.number().int().min(0).max(65_535)
 
 export const LocalSystemConfig = z.object({
   /** Holds `s3/` (the bucket's objects) and `endpoints.json` / `env.sh` while running. */
-  dataDir: z.string().min(1).default(DEFAULT_DATA_DIR).transform((d) => resolve(d)),
+  dataDir: z
+    .string()
+    .min(1)
+    .default(DEFAULT_DATA_DIR)
+    .transform((d) => resolve(d)),
   bucket: z
     .string()
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'bucket names are 3-63 lower-case letters, digits, . and -')

@@ -46,7 +46,10 @@ export function newS3Credentials(): S3Credentials {
 }
 
 /** s3rver's error class: thrown from a middleware, it becomes an S3 XML error with the code's HTTP status. */
-const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error.js') as new (code: string, message: string) => Error
+const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error.js') as new (
+  code: string,
+  message: string
+) => Error
 
 /** The one method of s3rver's (untyped, internal) filesystem store used here. */
 interface S3rverObject {
@@ -188,7 +191,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
           deliver(record)
         },
         // Deleted again before we looked: S3 would have sent the event, but there is nothing left to process.
-        (err: unknown) => onError(err, record),
+        (err: unknown) => onError(err, record)
       )
     }
   })
@@ -235,7 +238,10 @@ export function guardRequests(credentials: S3Credentials) {
       throw new S3Error('AccessDenied', 'requests from web pages are refused: this S3 server allows no origin (CORS)')
     }
     if (ctx.method === 'POST' && (isFormBody(ctx.get('content-type')) || !isApiPost(ctx.query))) {
-      throw new S3Error('MethodNotAllowed', 'browser form uploads (POST Object) are refused: use PUT, signed with the credentials in .local/env.sh')
+      throw new S3Error(
+        'MethodNotAllowed',
+        'browser form uploads (POST Object) are refused: use PUT, signed with the credentials in .local/env.sh'
+      )
     }
     const unsafe = unsafeTarget(ctx.path, ctx.query, ctx.get('x-amz-copy-source'))
     if (unsafe) throw new S3Error('InvalidArgument', unsafe)
@@ -252,7 +258,8 @@ interface KoaRequestView {
   readonly headers: IncomingHttpHeaders
 }
 
-const isFormBody = (contentType: string) => /^\s*(multipart\/form-data|application\/x-www-form-urlencoded)\b/i.test(contentType)
+const isFormBody = (contentType: string) =>
+  /^\s*(multipart\/form-data|application\/x-www-form-urlencoded)\b/i.test(contentType)
 const isApiPost = (query: Record<string, unknown>) => 'uploads' in query || 'uploadId' in query || 'delete' in query
 
 /** Why a request's key, copy source or upload id is not confined to its bucket's folder, if it is not. */
@@ -277,7 +284,8 @@ export function unsafeTarget(path: string, query: Record<string, unknown>, copyS
 
 /** Why a key could leave its bucket's folder on disk, if it could. */
 export function unsafeKey(key: string): string | undefined {
-  if (key.split('/').some((segment) => segment === '..' || segment === '.')) return `key ${JSON.stringify(key)} has a . or .. segment`
+  if (key.split('/').some((segment) => segment === '..' || segment === '.'))
+    return `key ${JSON.stringify(key)} has a . or .. segment`
   if (/[\\\0]/.test(key)) return `key ${JSON.stringify(key)} has a backslash or a NUL byte`
   return undefined
 }
@@ -292,7 +300,8 @@ export function confineKeys(store: S3rverStore): void {
     const why = key === undefined ? undefined : unsafeKey(key)
     const path = resourcePath(bucket, key, resource)
     const root = store.getBucketPath(bucket)
-    if (why || !(path === root || path.startsWith(`${root}/`))) throw new S3Error('InvalidArgument', why ?? `key ${JSON.stringify(key)} leaves the bucket`)
+    if (why || !(path === root || path.startsWith(`${root}/`)))
+      throw new S3Error('InvalidArgument', why ?? `key ${JSON.stringify(key)} leaves the bucket`)
     return path
   }
 }
@@ -417,7 +426,8 @@ export function conditionalRequests(store: Pick<S3rverStore, 'existsObject' | 'g
     const match = /^\/([^/]+)\/(.+)$/.exec(ctx.path)
     const ifMatch = headerOf(ctx, 'if-match')
     const ifNoneMatch = headerOf(ctx, 'if-none-match')
-    const isPut = ctx.method === 'PUT' && ctx.query['uploadId'] === undefined && headerOf(ctx, 'x-amz-copy-source') === undefined
+    const isPut =
+      ctx.method === 'PUT' && ctx.query['uploadId'] === undefined && headerOf(ctx, 'x-amz-copy-source') === undefined
     const isRead = ctx.method === 'GET' || ctx.method === 'HEAD'
     const checked = (isPut && (ifMatch !== undefined || ifNoneMatch !== undefined)) || (isRead && ifMatch !== undefined)
     if (!match || !checked) return next()

@@ -75,7 +75,9 @@ export interface JobRunner extends JobSubmitter {
   /** Stops the running job (see the module header) and drops the queue; submitting afterwards fails. */
   stop(): Promise<void>
   /** The job running now, with its process id. */
-  readonly running: { readonly runId: string; readonly jobId: string; readonly attempt: number; readonly pid: number | undefined } | undefined
+  readonly running:
+    | { readonly runId: string; readonly jobId: string; readonly attempt: number; readonly pid: number | undefined }
+    | undefined
 }
 
 interface Job {
@@ -103,7 +105,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
 
   const baseEnv = (): Record<string, string> => {
     const inherited = Object.entries(process.env).filter(
-      (kv): kv is [string, string] => kv[1] !== undefined && !CONTRACT_VARIABLE.test(kv[0]),
+      (kv): kv is [string, string] => kv[1] !== undefined && !CONTRACT_VARIABLE.test(kv[0])
     )
     return { ...Object.fromEntries(inherited), ...options.env }
   }
@@ -150,7 +152,12 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     // in order (SIGTERM, grace, status) instead of the job racing it.
     // An IPC channel the job only watches: if this process dies (kill -9), the job sees it close and exits at
     // once, leaving its run `running` for the next start to resume instead of training on unattended.
-    const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
+    const child = spawn(file, args, {
+      cwd: options.cwd ?? REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    })
     const output = collectOutput(child, runId, log, { store: options.store, job, flushMs: options.logFlushMs ?? 2000 })
     // If this process exits abruptly, do not leave a training job running without its S3 server.
     const killOnExit = () => child.kill('SIGKILL')
@@ -176,7 +183,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       queue.unshift(next)
       return
     }
-    await retryWhileUnreachable(() => settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 }), runId)
+    await retryWhileUnreachable(
+      () => settleStatus(job, { stopping, how, lastLine: output.lastLine(), ok: result.code === 0 }),
+      runId
+    )
   }
 
   /** Marks a run queued again for its next attempt (its job starts once this status names it). */
@@ -222,7 +232,10 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
   }
 
   /** After the job exited: make sure its status says how it ended. */
-  async function settleStatus(job: Job, exit: { stopping: boolean; how: string; lastLine: string | undefined; ok: boolean }) {
+  async function settleStatus(
+    job: Job,
+    exit: { stopping: boolean; how: string; lastLine: string | undefined; ok: boolean }
+  ) {
     const { runId } = job.run
     const status = await readRun(options.store, runId).catch(() => undefined)
     const now = new Date().toISOString()
@@ -260,7 +273,14 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
       return jobId
     },
     get running() {
-      return current ? { runId: current.job.run.runId, jobId: current.job.jobId, attempt: current.job.attempt, pid: current.child.pid } : undefined
+      return current
+        ? {
+            runId: current.job.run.runId,
+            jobId: current.job.jobId,
+            attempt: current.job.attempt,
+            pid: current.child.pid,
+          }
+        : undefined
     },
     get pending() {
       return [...(current ? [current.job.run.runId] : []), ...queue.map((j) => j.run.runId)]
@@ -293,7 +313,11 @@ function baseStatus(job: Job, status: RunStatus | undefined, now: string): Omit<
   return {
     ...(status ?? {
       runId: run.runId,
-      dataset: { key: run.datasetKey, ...(run.versionId ? { versionId: run.versionId } : {}), ...(run.etag ? { etag: run.etag } : {}) },
+      dataset: {
+        key: run.datasetKey,
+        ...(run.versionId ? { versionId: run.versionId } : {}),
+        ...(run.etag ? { etag: run.etag } : {}),
+      },
       createdAt: now,
     }),
     // this attempt's job: the one whose ending is being recorded
@@ -335,12 +359,14 @@ function collectOutput(
   const flush = () => {
     if (!dirty) return writing
     dirty = false
-    const body = lines.join('\n') + '\n'
+    const body = `${lines.join('\n')}\n`
     writing = writing.then(async () => {
-      await target.store.put(key, (await before) + header + body, { contentType: 'text/plain; charset=utf-8' }).catch((err: unknown) => {
-        if (!warned) log(`[runner] ${runId}: could not write log.txt: ${errorText(err)}`)
-        warned = true
-      })
+      await target.store
+        .put(key, (await before) + header + body, { contentType: 'text/plain; charset=utf-8' })
+        .catch((err: unknown) => {
+          if (!warned) log(`[runner] ${runId}: could not write log.txt: ${errorText(err)}`)
+          warned = true
+        })
     })
     return writing
   }

@@ -33,7 +33,12 @@ export interface SignedRequest {
 
 /** Why a request is refused: an S3 error code and a message meant for a person. */
 export interface AuthFailure {
-  readonly code: 'AccessDenied' | 'SignatureDoesNotMatch' | 'InvalidAccessKeyId' | 'RequestTimeTooSkewed' | 'AuthorizationHeaderMalformed'
+  readonly code:
+    | 'AccessDenied'
+    | 'SignatureDoesNotMatch'
+    | 'InvalidAccessKeyId'
+    | 'RequestTimeTooSkewed'
+    | 'AuthorizationHeaderMalformed'
   readonly message: string
 }
 
@@ -58,10 +63,21 @@ class NodeSha256 {
 }
 
 const toBytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof data === 'string' ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data)
+  typeof data === 'string'
+    ? data
+    : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data)
 
 const signer = (credentials: S3Credentials, region: string) =>
-  new SignatureV4({ credentials, region, service: 's3', sha256: NodeSha256, uriEscapePath: false, applyChecksum: false })
+  new SignatureV4({
+    credentials,
+    region,
+    service: 's3',
+    sha256: NodeSha256,
+    uriEscapePath: false,
+    applyChecksum: false,
+  })
 
 /**
  * Checks a request's SigV4 signature (Authorization header, or presigned query parameters).
@@ -91,9 +107,14 @@ async function checkHeaderSignature(
   credentials: S3Credentials,
   now: Date
 ): Promise<AuthFailure | undefined> {
-  const match = /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(authorization.trim())
+  const match = /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(
+    authorization.trim()
+  )
   if (!match) {
-    return { code: 'AuthorizationHeaderMalformed', message: 'expected an AWS4-HMAC-SHA256 Authorization header (Credential, SignedHeaders, Signature)' }
+    return {
+      code: 'AuthorizationHeaderMalformed',
+      message: 'expected an AWS4-HMAC-SHA256 Authorization header (Credential, SignedHeaders, Signature)',
+    }
   }
   const [, credential, signedList, signature] = match as unknown as [string, string, string, string]
   const amzDate = header(request.headers, 'x-amz-date')
@@ -105,7 +126,10 @@ async function checkHeaderSignature(
   if ('code' in scope) return scope
   const skew = Math.abs(now.getTime() - scope.date.getTime())
   if (skew > MAX_CLOCK_SKEW_MS) {
-    return { code: 'RequestTimeTooSkewed', message: `the request's x-amz-date ${amzDate} is more than 15 minutes from the server's clock` }
+    return {
+      code: 'RequestTimeTooSkewed',
+      message: `the request's x-amz-date ${amzDate} is more than 15 minutes from the server's clock`,
+    }
   }
   const signed = signedList.split(';')
   if (!signed.includes('host')) return { code: 'AccessDenied', message: 'the host header must be signed' }
@@ -138,7 +162,8 @@ async function checkQuerySignature(
   if (algorithm !== 'AWS4-HMAC-SHA256' || !credential || !amzDate || !expiresText || !signedList || !signature) {
     return {
       code: 'AccessDenied',
-      message: 'a presigned URL needs X-Amz-Algorithm=AWS4-HMAC-SHA256, X-Amz-Credential, X-Amz-Date, X-Amz-Expires and X-Amz-SignedHeaders',
+      message:
+        'a presigned URL needs X-Amz-Algorithm=AWS4-HMAC-SHA256, X-Amz-Credential, X-Amz-Date, X-Amz-Expires and X-Amz-SignedHeaders',
     }
   }
   const scope = checkScope(credential, amzDate, credentials)
@@ -147,14 +172,16 @@ async function checkQuerySignature(
   if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_PRESIGNED_SECONDS) {
     return { code: 'AccessDenied', message: 'X-Amz-Expires must be a whole number of seconds, at most a week' }
   }
-  if (now.getTime() > scope.date.getTime() + expiresIn * 1000) return { code: 'AccessDenied', message: 'the presigned URL has expired' }
+  if (now.getTime() > scope.date.getTime() + expiresIn * 1000)
+    return { code: 'AccessDenied', message: 'the presigned URL has expired' }
   if (scope.date.getTime() - now.getTime() > MAX_CLOCK_SKEW_MS) {
     return { code: 'RequestTimeTooSkewed', message: `the URL's X-Amz-Date ${amzDate} is in the future` }
   }
   const signed = signedList.split(';')
   if (!signed.includes('host')) return { code: 'AccessDenied', message: 'the host header must be signed' }
   const headers = pickHeaders(request.headers, signed)
-  if (headers === undefined) return { code: 'AccessDenied', message: 'a header named in X-Amz-SignedHeaders is missing' }
+  if (headers === undefined)
+    return { code: 'AccessDenied', message: 'a header named in X-Amz-SignedHeaders is missing' }
   // Presigned URLs leave the payload unsigned (S3's rule), whatever hash a header claims.
   const expected = await presignRequest(
     { method: request.method, hostname: headers['host'] ?? '', path, query: rest, headers },
@@ -178,12 +205,16 @@ export async function presignGetUrl(
 ): Promise<string> {
   const url = new URL(endpoint)
   const path = `${url.pathname.replace(/\/+$/, '')}/${bucket}/${key.split('/').map(encodeRfc3986).join('/')}`
-  const query = await presignRequest({ method: 'GET', hostname: url.host, path, query: {}, headers: { host: url.host } }, credentials, {
-    region: options.region ?? 'us-east-1',
-    signingDate: options.now ?? new Date(),
-    expiresIn: options.expiresIn ?? 3600,
-    signed: ['host'],
-  })
+  const query = await presignRequest(
+    { method: 'GET', hostname: url.host, path, query: {}, headers: { host: url.host } },
+    credentials,
+    {
+      region: options.region ?? 'us-east-1',
+      signingDate: options.now ?? new Date(),
+      expiresIn: options.expiresIn ?? 3600,
+      signed: ['host'],
+    }
+  )
   const search = Object.entries(query)
     .map(([k, v]) => `${encodeRfc3986(k)}=${encodeRfc3986(v)}`)
     .join('&')
@@ -191,7 +222,13 @@ export async function presignGetUrl(
 }
 
 async function presignRequest(
-  request: { method: string; hostname: string; path: string; query: Record<string, string>; headers: Record<string, string> },
+  request: {
+    method: string
+    hostname: string
+    path: string
+    query: Record<string, string>
+    headers: Record<string, string>
+  },
   credentials: S3Credentials,
   options: { region: string; signingDate: Date; expiresIn: number; signed: readonly string[] }
 ): Promise<Record<string, string>> {
@@ -210,18 +247,33 @@ async function presignRequest(
 }
 
 /** `AKID/yyyymmdd/region/s3/aws4_request`, against the server's key and the request's date. */
-function checkScope(credential: string, amzDate: string, credentials: S3Credentials): AuthFailure | { region: string; date: Date } {
+function checkScope(
+  credential: string,
+  amzDate: string,
+  credentials: S3Credentials
+): AuthFailure | { region: string; date: Date } {
   const [accessKeyId, day, region, service, terminator, ...extra] = credential.split('/')
   if (!accessKeyId || !day || !region || service !== 's3' || terminator !== 'aws4_request' || extra.length > 0) {
-    return { code: 'AuthorizationHeaderMalformed', message: `the credential scope ${credential} is not <key>/<yyyymmdd>/<region>/s3/aws4_request` }
+    return {
+      code: 'AuthorizationHeaderMalformed',
+      message: `the credential scope ${credential} is not <key>/<yyyymmdd>/<region>/s3/aws4_request`,
+    }
   }
   if (accessKeyId !== credentials.accessKeyId) {
-    return { code: 'InvalidAccessKeyId', message: `unknown access key ${accessKeyId}: use the credentials in .local/env.sh` }
+    return {
+      code: 'InvalidAccessKeyId',
+      message: `unknown access key ${accessKeyId}: use the credentials in .local/env.sh`,
+    }
   }
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate)
-  if (!m) return { code: 'AccessDenied', message: `x-amz-date ${amzDate} is not in the ISO 8601 basic format yyyymmddThhmmssZ` }
+  if (!m)
+    return {
+      code: 'AccessDenied',
+      message: `x-amz-date ${amzDate} is not in the ISO 8601 basic format yyyymmddThhmmssZ`,
+    }
   const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!))
-  if (day !== amzDate.slice(0, 8)) return { code: 'AuthorizationHeaderMalformed', message: 'the credential scope date differs from x-amz-date' }
+  if (day !== amzDate.slice(0, 8))
+    return { code: 'AuthorizationHeaderMalformed', message: 'the credential scope date differs from x-amz-date' }
   return { region, date }
 }
 
@@ -301,6 +353,6 @@ export async function loadOrCreateCredentials(dataDir: string, create: () => S3C
   const saved = readLocalCredentials(dataDir)
   if (saved) return saved
   const fresh = create()
-  await writeFile(join(dataDir, CREDENTIALS_FILE), JSON.stringify(fresh, null, 2) + '\n', { mode: 0o600 })
+  await writeFile(join(dataDir, CREDENTIALS_FILE), `${JSON.stringify(fresh, null, 2)}\n`, { mode: 0o600 })
   return fresh
 }

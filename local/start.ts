@@ -96,7 +96,7 @@ async function main(): Promise<number> {
         (err: unknown) => {
           console.error(err)
           done(1)
-        },
+        }
       )
     }
     process.on('SIGINT', stop)
@@ -106,9 +106,13 @@ async function main(): Promise<number> {
 
 function banner(s: LocalSystem): string {
   const envFile = relative(process.cwd(), `${s.dataDir}/${ENV_FILE}`) || ENV_FILE
-  const settings = Object.entries(s.trainEnv).map(([k, v]) => `${k}=${v}`).join(' ')
+  const settings = Object.entries(s.trainEnv)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
   const recovered = [
-    ...(s.recovered.resumed.length ? [`  resuming ${s.recovered.resumed.length} unfinished run(s): ${s.recovered.resumed.join(', ')}`] : []),
+    ...(s.recovered.resumed.length
+      ? [`  resuming ${s.recovered.resumed.length} unfinished run(s): ${s.recovered.resumed.join(', ')}`]
+      : []),
     ...(s.recovered.failed.length ? [`  marked failed (dataset gone): ${s.recovered.failed.join(', ')}`] : []),
   ]
   return `
@@ -119,7 +123,12 @@ agegender local system is up
 ${recovered.join('\n')}${recovered.length ? '\n' : ''}
 Point the CLI (or aws CLI / SDK) at it, in another terminal:
   source ${envFile}
-${Object.entries(s.env).map(([k, v]) => `    # ${k}=${k === 'AWS_SECRET_ACCESS_KEY' ? '(in the file: every request must be signed with it)' : v}`).join('\n')}
+${Object.entries(s.env)
+  .map(
+    ([k, v]) =>
+      `    # ${k}=${k === 'AWS_SECRET_ACCESS_KEY' ? '(in the file: every request must be signed with it)' : v}`
+  )
+  .join('\n')}
 
 Then:
   npx agegender upload ../shared/data/utkface/UTKFace      # a folder (packed on the fly) or .zip/.tar/.tar.gz
@@ -144,5 +153,5 @@ main().then(
       console.error('a port is taken: another `npm start` running? Choose others with --s3-port / --predict-port')
     }
     process.exit(1)
-  },
+  }
 )

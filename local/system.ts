@@ -95,7 +95,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   })
   const stack: (() => Promise<void>)[] = [() => s3.stop()]
   const unwind = async () => {
-    for (const close of stack.reverse()) await close().catch((err: unknown) => log(`[local] while stopping: ${errorText(err)}`))
+    for (const close of stack.reverse())
+      await close().catch((err: unknown) => log(`[local] while stopping: ${errorText(err)}`))
   }
   try {
     const client = new S3Client(s3.clientConfig)
@@ -112,7 +113,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     const recovery = await recoverRuns({ store, bucket: config.bucket, datasetVersion: (key) => store.head(key) })
     for (const f of recovery.failed) log(`[local] ${f.runId}: ${f.reason}`)
     for (const r of recovery.resume) {
-      log(`[local] ${r.run.runId}: ${r.epoch === undefined ? 'queued again' : `resuming after epoch ${r.epoch}`} (left unfinished last time)`)
+      log(
+        `[local] ${r.run.runId}: ${r.epoch === undefined ? 'queued again' : `resuming after epoch ${r.epoch}`} (left unfinished last time)`
+      )
       await runner.submit(r.run, { attempt: r.attempt })
     }
 
@@ -125,8 +128,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       chain = chain.then(() =>
         handler({ Records: [record] }).then(
           () => undefined,
-          (err: unknown) => log(`[trigger] ${errorText(err)}`),
-        ),
+          (err: unknown) => log(`[trigger] ${errorText(err)}`)
+        )
       )
     }
     stack.push(async () => {
@@ -152,7 +155,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       startedAt: new Date().toISOString(),
     }
     const env = { ...s3.env, AGEGENDER_BUCKET: config.bucket, AGEGENDER_PREDICT_URL: predict.url }
-    await writeFile(join(config.dataDir, ENDPOINTS_FILE), JSON.stringify(endpoints, null, 2) + '\n')
+    await writeFile(join(config.dataDir, ENDPOINTS_FILE), `${JSON.stringify(endpoints, null, 2)}\n`)
     await writeFile(join(config.dataDir, ENV_FILE), envScript(env), { mode: 0o600 })
     stack.push(async () => {
       // Gone with the servers: a CLI must not find a dead port as the default.
@@ -192,7 +195,7 @@ async function refuseIfRunning(dataDir: string): Promise<void> {
   }
   if (typeof owner.pid !== 'number' || owner.pid === process.pid || !isAlive(owner.pid)) return
   throw new Error(
-    `another local system (pid ${owner.pid}, S3 ${owner.s3Endpoint ?? '?'}) is using ${dataDir}: stop it first, or use another --data-dir`,
+    `another local system (pid ${owner.pid}, S3 ${owner.s3Endpoint ?? '?'}) is using ${dataDir}: stop it first, or use another --data-dir`
   )
 }
 
@@ -201,7 +204,9 @@ async function ensurePortFree(port: number, what: string): Promise<void> {
   const probe = createServer()
   await new Promise<void>((resolve, reject) => {
     probe.once('error', (err: NodeJS.ErrnoException) => {
-      const taken = new Error(`${what} port ${port} on 127.0.0.1 is taken (${err.code ?? err.message})`) as NodeJS.ErrnoException
+      const taken = new Error(
+        `${what} port ${port} on 127.0.0.1 is taken (${err.code ?? err.message})`
+      ) as NodeJS.ErrnoException
       taken.code = err.code
       reject(taken)
     })
@@ -225,8 +230,10 @@ function triggerLog(log: (line: string) => void) {
     const key = String(line['key'] ?? '')
     const runId = line['runId'] === undefined ? '' : ` run ${String(line['runId'])}`
     if (line['message'] === 'run submitted') log(`[trigger] ${key}:${runId} queued`)
-    else if (line['message'] === 'run submission failed') log(`[trigger] ${key}:${runId} could not be queued: ${String(line['error'])}`)
-    else if (key.startsWith('datasets/')) log(`[trigger] ${key}: skipped (${String(line['reason'] ?? line['message'])})`)
+    else if (line['message'] === 'run submission failed')
+      log(`[trigger] ${key}:${runId} could not be queued: ${String(line['error'])}`)
+    else if (key.startsWith('datasets/'))
+      log(`[trigger] ${key}: skipped (${String(line['reason'] ?? line['message'])})`)
   }
 }
 

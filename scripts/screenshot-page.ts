@@ -44,7 +44,8 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'docs/predict-page.png') },
   },
 })
-if (!(FACE_MODES as readonly string[]).includes(values.mode!)) throw new Error(`--mode must be one of ${FACE_MODES.join(', ')}`)
+if (!(FACE_MODES as readonly string[]).includes(values.mode!))
+  throw new Error(`--mode must be one of ${FACE_MODES.join(', ')}`)
 
 /** Puts the model under models/<runId>/ in `store` and promotes it, as the trainer's promotion does. */
 async function serveModel(store: FolderStore, root: string, runId: string): Promise<void> {
@@ -72,7 +73,10 @@ async function makeScene(): Promise<Buffer> {
   let faces: Buffer[]
   let background: Buffer
   if (existsSync(join(UTKFACE, 'splits.csv'))) {
-    const rows = (await readFile(join(UTKFACE, 'splits.csv'), 'utf8')).split('\n').slice(1).filter((r) => r.endsWith(',test'))
+    const rows = (await readFile(join(UTKFACE, 'splits.csv'), 'utf8'))
+      .split('\n')
+      .slice(1)
+      .filter((r) => r.endsWith(',test'))
     const pick = [3, 101, 257, 400].map((i) => join(UTKFACE, 'UTKFace', rows[i]!.split(',')[0]!))
     const files = await Promise.all(pick.map((f) => readFile(f)))
     faces = files.slice(0, 3)
@@ -93,7 +97,7 @@ async function makeScene(): Promise<Buffer> {
       input: await sharp(face).resize(sizes[i], sizes[i]).toBuffer(),
       left: places[i]![0]!,
       top: places[i]![1]!,
-    })),
+    }))
   )
   return sharp(await sharp(background).resize(width, height, { fit: 'cover' }).blur(25).toBuffer())
     .composite(composites)

@@ -51,7 +51,8 @@ const LEGACY_PREFIX = 'checkpoint/'
 const LEGACY_BEST = 'checkpoint/best/'
 
 /** The slot of `slots` that `current` is not. */
-const other = (slots: readonly [string, string], current: string | undefined) => (current === slots[0] ? slots[1] : slots[0])
+const other = (slots: readonly [string, string], current: string | undefined) =>
+  current === slots[0] ? slots[1] : slots[0]
 
 /**
  * Writes model and optimizer into the free slot, then flips `state.json` to it.
@@ -91,7 +92,8 @@ export async function readCheckpointState(store: ObjectStore): Promise<Checkpoin
 }
 
 /** Where the best model of `state` is. */
-export const bestPrefixOf = (state: Pick<CheckpointState, 'bestPrefix'> | undefined): string => state?.bestPrefix ?? LEGACY_BEST
+export const bestPrefixOf = (state: Pick<CheckpointState, 'bestPrefix'> | undefined): string =>
+  state?.bestPrefix ?? LEGACY_BEST
 
 /** Restores the checkpoint `state` points at into `model` (weights) and `optimizer` (moments). */
 export async function restoreCheckpoint(

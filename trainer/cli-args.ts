@@ -63,8 +63,8 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
     },
   })
   if (values.help) throw new UsageError(TRAIN_USAGE)
-  if (!values.data) throw new UsageError('--data is required\n\n' + TRAIN_USAGE)
-  if (!values.out) throw new UsageError('--out is required\n\n' + TRAIN_USAGE)
+  if (!values.data) throw new UsageError(`--data is required\n\n${TRAIN_USAGE}`)
+  if (!values.out) throw new UsageError(`--out is required\n\n${TRAIN_USAGE}`)
   const pick = <K extends string>(key: K, value: string | undefined) => (value === undefined ? {} : { [key]: value })
   return {
     data: values.data,

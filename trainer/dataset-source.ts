@@ -89,7 +89,13 @@ export const DEFAULT_MAX_TOTAL_BYTES = 8 * 1024 ** 3
 export const DEFAULT_MAX_ENTRIES = 1_000_000
 
 /** `read-failed`: the input itself failed (a dropped connection), not its content: worth a retry. */
-export type DatasetErrorCode = 'not-found' | 'read-failed' | 'unknown-format' | 'corrupt-archive' | 'bad-labels-csv' | 'too-big'
+export type DatasetErrorCode =
+  | 'not-found'
+  | 'read-failed'
+  | 'unknown-format'
+  | 'corrupt-archive'
+  | 'bad-labels-csv'
+  | 'too-big'
 
 /** A dataset that cannot be read; `code` says why, `cause` keeps the underlying error. */
 export class DatasetError extends Error {
@@ -141,7 +147,11 @@ export async function* readEntries(source: DatasetSource, options: ReadOptions =
   const opts: Options = {
     ...options,
     maxEntryBytes: options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
-    budget: new Budget(label, options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES, options.maxEntries ?? DEFAULT_MAX_ENTRIES),
+    budget: new Budget(
+      label,
+      options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES,
+      options.maxEntries ?? DEFAULT_MAX_ENTRIES
+    ),
   }
   if ('path' in source) {
     const info = await stat(source.path).catch((cause: unknown) => {
@@ -172,7 +182,9 @@ export async function* readEntries(source: DatasetSource, options: ReadOptions =
       const file = join(folder, 'dataset.zip')
       await spool(stream, file, source.size, opts).catch((cause: unknown) => {
         if (cause instanceof DatasetError) throw cause
-        throw new DatasetError('read-failed', `${source.name}: reading the stream failed (${message(cause)})`, { cause })
+        throw new DatasetError('read-failed', `${source.name}: reading the stream failed (${message(cause)})`, {
+          cause,
+        })
       })
       // progress was the spooling; entries then come from local disk quickly
       const rest = { ...opts, onProgress: undefined }
@@ -196,7 +208,10 @@ class Budget {
   ) {}
   entry(): void {
     if (++this.entries > this.maxEntries) {
-      throw new DatasetError('too-big', `${this.label}: more than ${this.maxEntries} entries (the cap on entries; raise it if the dataset is really this large)`)
+      throw new DatasetError(
+        'too-big',
+        `${this.label}: more than ${this.maxEntries} entries (the cap on entries; raise it if the dataset is really this large)`
+      )
     }
   }
   take(bytes: number): void {
@@ -221,7 +236,9 @@ async function spool(stream: Readable, file: string, total: number | undefined, 
       read += chunk.length
       // a zip is never larger than what it holds by much: the same cap bounds the disk it takes
       if (read > opts.budget.maxBytes) {
-        done(new DatasetError('too-big', `zip archive over ${formatBytes(opts.budget.maxBytes)} (the cap on total bytes)`))
+        done(
+          new DatasetError('too-big', `zip archive over ${formatBytes(opts.budget.maxBytes)} (the cap on total bytes)`)
+        )
         return
       }
       opts.onProgress?.(read, total)
@@ -322,7 +339,9 @@ async function* readFolder(root: string, opts: Options): AsyncGenerator<DatasetE
     const dirents = await readdir(dir, { withFileTypes: true })
     dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     const targets = await Promise.all(
-      dirents.map((d) => (d.isFile() || d.isSymbolicLink() ? stat(join(dir, d.name)).catch(() => undefined) : Promise.resolve(undefined)))
+      dirents.map((d) =>
+        d.isFile() || d.isSymbolicLink() ? stat(join(dir, d.name)).catch(() => undefined) : Promise.resolve(undefined)
+      )
     )
     for (const [i, d] of dirents.entries()) {
       const name = prefix + d.name
@@ -455,12 +474,12 @@ async function* readTar(
     cause instanceof DatasetError
       ? cause
       : inputError !== undefined
-      ? new DatasetError('read-failed', `${label}: reading failed (${message(inputError)})`, { cause: inputError })
-      : new DatasetError(
-          'corrupt-archive',
-          `${label}: not a readable ${gzipped ? 'tar.gz' : 'tar'} archive (${message(cause)})`,
-          { cause }
-        )
+        ? new DatasetError('read-failed', `${label}: reading failed (${message(inputError)})`, { cause: inputError })
+        : new DatasetError(
+            'corrupt-archive',
+            `${label}: not a readable ${gzipped ? 'tar.gz' : 'tar'} archive (${message(cause)})`,
+            { cause }
+          )
   try {
     for await (const entry of extract) {
       const { header } = entry

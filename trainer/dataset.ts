@@ -70,11 +70,7 @@ export function isLabelsCsvName(name: string): boolean {
 }
 
 /** Adds one skipped image to the counts, and to the examples while there are fewer than the cap. */
-export function countSkip(
-  dataset: Pick<Dataset, 'skipped' | 'skippedExamples'>,
-  name: string,
-  reason: string
-): void {
+export function countSkip(dataset: Pick<Dataset, 'skipped' | 'skippedExamples'>, name: string, reason: string): void {
   dataset.skipped[reason] = (dataset.skipped[reason] ?? 0) + 1
   if (dataset.skippedExamples.length < MAX_SKIPPED_EXAMPLES) dataset.skippedExamples.push({ name, reason })
 }

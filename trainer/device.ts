@@ -44,7 +44,11 @@ export function deviceReport(engineName: string, gpu: boolean | undefined, gpuNa
 }
 
 /** Why the device does not satisfy the requested backend, or `undefined` when it does. */
-export function deviceProblem(requestedBackend: string, device: DeviceReport, gpuNames: readonly string[]): string | undefined {
+export function deviceProblem(
+  requestedBackend: string,
+  device: DeviceReport,
+  gpuNames: readonly string[]
+): string | undefined {
   if (requestedBackend !== 'tensorflow-gpu' || device.kind === 'GPU') return undefined
   const driver =
     gpuNames.length > 0
@@ -56,8 +60,13 @@ export function deviceProblem(requestedBackend: string, device: DeviceReport, gp
 /** GPU model names from `nvidia-smi`; empty when it is missing or fails. */
 export async function nvidiaGpuNames(): Promise<string[]> {
   try {
-    const { stdout } = await promisify(execFile)('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { timeout: 10_000 })
-    return stdout.split('\n').map((l) => l.trim()).filter(Boolean)
+    const { stdout } = await promisify(execFile)('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
+      timeout: 10_000,
+    })
+    return stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
   } catch {
     return []
   }

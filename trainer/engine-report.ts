@@ -16,4 +16,6 @@ const engine = await initEngine({
   ...(values['wasm-path'] ? { wasmPath: values['wasm-path'] } : {}),
 })
 if (values.json) console.log(JSON.stringify(engine.report, null, 2))
-else for (const line of [`TensorFlow.js backend: ${engine.description}`, ...formatEngineReport(engine.report)]) console.log(line)
+else
+  for (const line of [`TensorFlow.js backend: ${engine.description}`, ...formatEngineReport(engine.report)])
+    console.log(line)

@@ -54,7 +54,7 @@ export interface EvaluateRunResult {
 }
 
 export async function evaluateRun(options: EvaluateRunOptions): Promise<EvaluateRunResult> {
-  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const root = new FolderStore(options.modelDir)
   const prefix = (await root.get('model/meta.json')) ? 'model/' : ''
   // a training output folder and a promoted copy (models/<runId>/) both keep the run's metrics.json at their root
@@ -69,7 +69,12 @@ export async function evaluateRun(options: EvaluateRunOptions): Promise<Evaluate
     const wanted = new Set<Split>(options.split === 'all' ? ['train', 'val', 'test'] : [options.split])
     if (options.calibrate) wanted.add('val').add('test')
     const chosen = items.filter((i) => wanted.has(i.split))
-    const bar = createProgress({ label: 'decode', total: chosen.length, ...(options.tty === undefined ? {} : { tty: options.tty }), write: log })
+    const bar = createProgress({
+      label: 'decode',
+      total: chosen.length,
+      ...(options.tty === undefined ? {} : { tty: options.tty }),
+      write: log,
+    })
     const decoded = await decodeAll(
       chosen.map((i) => i.bytes),
       meta.inputSize,
@@ -83,29 +88,37 @@ export async function evaluateRun(options: EvaluateRunOptions): Promise<Evaluate
     })
     const predictor = new Predictor(model, meta)
     const batchSize = run?.config?.evalBatchSize ?? 64
-    const inSplit = options.split === 'all' ? [...samples.train, ...samples.val, ...samples.test] : samples[options.split]
+    const inSplit =
+      options.split === 'all' ? [...samples.train, ...samples.val, ...samples.test] : samples[options.split]
     const result = await evaluate(predictor, inSplit, batchSize)
-    const unreadable = decoded.failures.filter((f) => options.split === 'all' || chosen[f.index]!.split === options.split).length
+    const unreadable = decoded.failures.filter(
+      (f) => options.split === 'all' || chosen[f.index]!.split === options.split
+    ).length
 
     const wrote: string[] = []
     let calibrated: RunAgeInterval | undefined
     let calibration = meta.ageInterval
     if (options.calibrate) {
       const predictionsOf = async (split: 'val' | 'test'): Promise<Prediction[]> =>
-        split === options.split ? result.predictions : (await evaluate(predictor, samples[split], batchSize)).predictions
+        split === options.split
+          ? result.predictions
+          : (await evaluate(predictor, samples[split], batchSize)).predictions
       const [val, test] = [await predictionsOf('val'), await predictionsOf('test')]
       calibrated = calibrateRun(val, test.length ? test : null, log, options.level) ?? undefined
       if (!calibrated) throw new Error('cannot calibrate: the validation split is too small')
       calibration = calibrated.calibration
       wrote.push(...(await writeCalibration(root, prefix, calibrated, run, test)))
     }
-    const recorded = options.split === 'test' || options.split === 'val' ? (run?.[options.split] ?? undefined) : undefined
+    const recorded =
+      options.split === 'test' || options.split === 'val' ? (run?.[options.split] ?? undefined) : undefined
     return {
       split: options.split,
       metrics: result.metrics,
       unreadable,
       imagesPerSecond: result.imagesPerSecond,
-      ...(calibration ? { ageInterval: evaluateAgeInterval(calibration, toCalibrationSamples(result.predictions)) } : {}),
+      ...(calibration
+        ? { ageInterval: evaluateAgeInterval(calibration, toCalibrationSamples(result.predictions)) }
+        : {}),
       ...(recorded ? { recorded } : {}),
       ...(calibrated ? { calibrated } : {}),
       wrote,
@@ -126,9 +139,14 @@ async function writeCalibration(
   const wrote: string[] = []
   const metaKey = `${prefix}meta.json`
   const meta = ModelMeta.parse(await getJson(root, metaKey))
-  const summary = meta.summary && calibrated.test
-    ? { ...meta.summary, testAgeRangeCoverage: calibrated.test.coverage, testAgeRangeWidth: calibrated.test.meanWidth }
-    : meta.summary
+  const summary =
+    meta.summary && calibrated.test
+      ? {
+          ...meta.summary,
+          testAgeRangeCoverage: calibrated.test.coverage,
+          testAgeRangeWidth: calibrated.test.meanWidth,
+        }
+      : meta.summary
   await putJson(root, metaKey, { ...meta, ...(summary ? { summary } : {}), ageInterval: calibrated.calibration })
   wrote.push(metaKey)
   if (run) {

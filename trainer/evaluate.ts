@@ -29,9 +29,13 @@ const FIGURES: Array<[keyof GroupMetrics, string, number]> = [
 const pct = (v: number) => `${(v * 100).toFixed(1)} %`
 
 function printInterval(title: string, e: IntervalEvaluation): void {
-  console.log(`${title}: ${pct(e.level)} age range covers ${pct(e.coverage)} of ${e.count} images, mean width ${e.meanWidth.toFixed(2)} years`)
+  console.log(
+    `${title}: ${pct(e.level)} age range covers ${pct(e.coverage)} of ${e.count} images, mean width ${e.meanWidth.toFixed(2)} years`
+  )
   for (const [band, g] of Object.entries(e.byAgeBand)) {
-    console.log(`  true age ${band.padEnd(6)} n=${String(g.count).padStart(5)}  coverage ${pct(g.coverage).padStart(7)}  width ${g.meanWidth.toFixed(1)}`)
+    console.log(
+      `  true age ${band.padEnd(6)} n=${String(g.count).padStart(5)}  coverage ${pct(g.coverage).padStart(7)}  width ${g.meanWidth.toFixed(1)}`
+    )
   }
 }
 
@@ -56,7 +60,13 @@ async function main(): Promise<void> {
   const engine = await initEngine({ backend: (values.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto') as never })
   console.error(`TensorFlow.js backend: ${engine.description}`)
   const split = values.split as EvalSplit
-  const r = await evaluateRun({ modelDir: resolve(values.model), data: resolve(values.data), split, calibrate: values.calibrate, level })
+  const r = await evaluateRun({
+    modelDir: resolve(values.model),
+    data: resolve(values.data),
+    split,
+    calibrate: values.calibrate,
+    level,
+  })
   const m = r.metrics
   console.log(
     `${split} split, ${m.count} images (${r.unreadable} unreadable): ` +
@@ -65,16 +75,23 @@ async function main(): Promise<void> {
   )
   if (r.recorded) {
     const rec = r.recorded
-    console.log(`the run's metrics.json (${rec.count} images): ` + FIGURES.map(([k, name, d]) => `${name} ${rec[k].toFixed(d)}`).join(', '))
+    console.log(
+      `the run's metrics.json (${rec.count} images): ${FIGURES.map(([k, name, d]) => `${name} ${rec[k].toFixed(d)}`).join(', ')}`
+    )
     const worst = Math.max(...FIGURES.map(([k]) => Math.abs(m[k] - rec[k])))
-    console.log(`largest difference ${worst.toExponential(2)}${rec.count === m.count && worst < 1e-3 ? ': reproduced' : ''}`)
+    console.log(
+      `largest difference ${worst.toExponential(2)}${rec.count === m.count && worst < 1e-3 ? ': reproduced' : ''}`
+    )
   }
-  for (const [band, g] of Object.entries(m.byAgeBand)) console.log(`  age ${band.padEnd(6)} n=${String(g.count).padStart(5)}  MAE ${g.ageMae.toFixed(2)}`)
+  for (const [band, g] of Object.entries(m.byAgeBand))
+    console.log(`  age ${band.padEnd(6)} n=${String(g.count).padStart(5)}  MAE ${g.ageMae.toFixed(2)}`)
   if (r.calibrated) {
     const c = r.calibrated.calibration
     console.log(`calibrated on ${r.calibrated.val.count} validation images, ${c.bands.length} predicted-age bands:`)
     for (const b of c.bands) {
-      console.log(`  predicted ${String(b.from).padStart(3)}-${b.to === null ? '   ' : String(b.to).padEnd(3)} n=${String(b.count).padStart(5)}  −${b.below.toFixed(1)} / +${b.above.toFixed(1)}  (${b.shape})`)
+      console.log(
+        `  predicted ${String(b.from).padStart(3)}-${b.to === null ? '   ' : String(b.to).padEnd(3)} n=${String(b.count).padStart(5)}  −${b.below.toFixed(1)} / +${b.above.toFixed(1)}  (${b.shape})`
+      )
     }
     if (r.calibrated.test) printInterval('test split', r.calibrated.test)
     console.log(`wrote ${r.wrote.join(', ')} in ${resolve(values.model)}`)
@@ -85,7 +102,19 @@ async function main(): Promise<void> {
     const { cpuModel, threads } = machineInfo()
     await writeFile(
       values.json,
-      JSON.stringify({ split, backend: engine, machine: { cpuModel, threads }, metrics: m, unreadable: r.unreadable, ageInterval: r.ageInterval, recorded: r.recorded }, null, 2)
+      JSON.stringify(
+        {
+          split,
+          backend: engine,
+          machine: { cpuModel, threads },
+          metrics: m,
+          unreadable: r.unreadable,
+          ageInterval: r.ageInterval,
+          recorded: r.recorded,
+        },
+        null,
+        2
+      )
     )
     console.log(`wrote ${values.json}`)
   }

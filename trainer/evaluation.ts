@@ -33,5 +33,9 @@ export async function evaluate(predictor: Predictor, samples: readonly Sample[],
     predictedAge: out[i]!.age,
     genderProbability: out[i]!.genderProbability,
   }))
-  return { metrics: computeMetrics(predictions), predictions, imagesPerSecond: samples.length / Math.max(seconds, 1e-9) }
+  return {
+    metrics: computeMetrics(predictions),
+    predictions,
+    imagesPerSecond: samples.length / Math.max(seconds, 1e-9),
+  }
 }

@@ -12,7 +12,13 @@ import type { EngineReport } from '../core/engine/index.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
-import { PreconditionFailedError, getJson, updateJson, type GetOptions, type ObjectStore } from '../core/store/object-store.js'
+import {
+  PreconditionFailedError,
+  getJson,
+  updateJson,
+  type GetOptions,
+  type ObjectStore,
+} from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
 import { parseTrainConfig } from './config.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
@@ -76,7 +82,9 @@ export interface JobEnv {
 export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
   const parsed = JobEnv.safeParse(env)
   if (!parsed.success) {
-    throw new Error(`invalid job environment: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`).join('; ')}`)
+    throw new Error(
+      `invalid job environment: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`).join('; ')}`
+    )
   }
   const e = parsed.data
   const settings = Object.fromEntries(
@@ -132,7 +140,7 @@ export const exitCodeFor = (outcome: JobOutcome): number =>
 /** Never throws for run failures: they land in status.json. */
 export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const { env, store } = options
-  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const keys = runKeys(env.runId)
   const previous = await getJson<RunStatus>(store, keys.status)
   const createdAt = previous?.createdAt ?? new Date().toISOString()
@@ -145,7 +153,9 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     state: 'running',
     dataset: {
       key: env.datasetKey,
-      ...((env.datasetVersionId ?? recorded?.versionId) ? { versionId: env.datasetVersionId ?? recorded?.versionId } : {}),
+      ...((env.datasetVersionId ?? recorded?.versionId)
+        ? { versionId: env.datasetVersionId ?? recorded?.versionId }
+        : {}),
       ...((env.datasetEtag ?? recorded?.etag) ? { etag: env.datasetEtag ?? recorded?.etag } : {}),
     },
     ...(jobId ? { jobId } : {}),
@@ -186,7 +196,8 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
       shouldStop: () => options.signal?.aborted === true,
       checkpointEveryMinutes: env.checkpointMinutes,
       onEvent: async (e) => {
-        if (e.type === 'epoch') await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done` })
+        if (e.type === 'epoch')
+          await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done` })
       },
     })
     const gate = qualityGate(metrics, env.maxAgeMae)
@@ -202,19 +213,24 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     await setStatus({ state: 'succeeded', promoted, reason, ...(summary ? { summary } : {}) })
     return 'succeeded'
   } catch (err) {
-    if (err instanceof TrainingStopped || (options.signal?.aborted && !(err instanceof Error && err.name === 'TrainingError'))) {
+    if (
+      err instanceof TrainingStopped ||
+      (options.signal?.aborted && !(err instanceof Error && err.name === 'TrainingError'))
+    ) {
       const why = options.signal?.reason instanceof Error ? options.signal.reason.message : 'stopped'
       const where = err instanceof TrainingStopped ? err.message : 'stopped before training'
       log(`run interrupted: ${why}; ${where}`)
       // still `running`: the retried attempt resumes; if there is none, Batch's FAILED event closes the run
-      await setStatus({ reason: `interrupted (${why}): ${where}; a retried attempt resumes from the checkpoint` }).catch(
-        (e2: unknown) => log(`could not write the status: ${String(e2)}`),
-      )
+      await setStatus({
+        reason: `interrupted (${why}): ${where}; a retried attempt resumes from the checkpoint`,
+      }).catch((e2: unknown) => log(`could not write the status: ${String(e2)}`))
       return 'interrupted'
     }
     const reason = err instanceof Error ? err.message : String(err)
     log(`run failed: ${reason}`)
-    await setStatus({ state: 'failed', reason }).catch((e2: unknown) => log(`could not write the failed status: ${String(e2)}`))
+    await setStatus({ state: 'failed', reason }).catch((e2: unknown) =>
+      log(`could not write the failed status: ${String(e2)}`)
+    )
     return 'failed'
   }
 }
@@ -226,7 +242,11 @@ async function openDataset(store: ObjectStore, env: JobEnv) {
     : env.datasetEtag
       ? { ifMatch: env.datasetEtag }
       : {}
-  const which = env.datasetVersionId ? ` version ${env.datasetVersionId}` : env.datasetEtag ? ` (ETag ${env.datasetEtag})` : ''
+  const which = env.datasetVersionId
+    ? ` version ${env.datasetVersionId}`
+    : env.datasetEtag
+      ? ` (ETag ${env.datasetEtag})`
+      : ''
   try {
     const stream = await store.getStream(env.datasetKey, options)
     if (!stream) throw new Error(`dataset ${env.datasetKey}${which} not found in ${store.location}`)
@@ -236,7 +256,7 @@ async function openDataset(store: ObjectStore, env: JobEnv) {
       throw new Error(
         `dataset ${env.datasetKey} was replaced after this run's upload (ETag ${env.datasetEtag} no longer matches); ` +
           'the new upload starts its own run',
-        { cause: err },
+        { cause: err }
       )
     }
     throw err
@@ -266,7 +286,7 @@ export async function promote(
   store: ObjectStore,
   runId: string,
   summary?: Record<string, number>,
-  runCreatedAt: string = new Date().toISOString(),
+  runCreatedAt: string = new Date().toISOString()
 ): Promise<PromotionResult> {
   const keys = runKeys(runId)
   const target = modelPrefix(runId)
@@ -323,8 +343,11 @@ export interface JobProcessDeps {
  * was asked for), is written to the run's status.json whenever the run and store can be named at all.
  * @returns the exit code (see `exit-codes.ts`).
  */
-export async function runJobProcess(processEnv: Record<string, string | undefined>, deps: JobProcessDeps): Promise<number> {
-  const log = deps.log ?? ((line: string) => process.stderr.write(line + '\n'))
+export async function runJobProcess(
+  processEnv: Record<string, string | undefined>,
+  deps: JobProcessDeps
+): Promise<number> {
+  const log = deps.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   let env: JobEnv
   try {
     env = parseJobEnv(processEnv)
@@ -353,7 +376,7 @@ export async function runJobProcess(processEnv: Record<string, string | undefine
     const reason = `could not start training: ${errorMessage(err)}`
     log(`run failed: ${reason}`)
     await writeFailed(store, env.runId, env.datasetKey, reason, env.attempt).catch((e2: unknown) =>
-      log(`could not write the failed status: ${errorMessage(e2)}`),
+      log(`could not write the failed status: ${errorMessage(e2)}`)
     )
     return JOB_EXIT.FAILED
   }
@@ -373,7 +396,7 @@ async function failEarly(
   processEnv: Record<string, string | undefined>,
   deps: Pick<JobProcessDeps, 'openStore'>,
   reason: string,
-  log: (line: string) => void,
+  log: (line: string) => void
 ): Promise<void> {
   log(`run failed: ${reason}`)
   const runId = processEnv.RUN_ID
@@ -383,9 +406,13 @@ async function failEarly(
     return
   }
   const attempt = Number.parseInt(processEnv.AWS_BATCH_JOB_ATTEMPT ?? '', 10)
-  await writeFailed(deps.openStore(uri), runId, processEnv.DATASET_KEY ?? '', reason, Number.isFinite(attempt) ? attempt : undefined).catch(
-    (err: unknown) => log(`could not write the failed status: ${errorMessage(err)}`),
-  )
+  await writeFailed(
+    deps.openStore(uri),
+    runId,
+    processEnv.DATASET_KEY ?? '',
+    reason,
+    Number.isFinite(attempt) ? attempt : undefined
+  ).catch((err: unknown) => log(`could not write the failed status: ${errorMessage(err)}`))
 }
 
 /** Marks the run failed, keeping what status.json already says (job id, creation time, dataset). */
@@ -394,7 +421,7 @@ export async function writeFailed(
   runId: string,
   datasetKey: string,
   reason: string,
-  attempt?: number,
+  attempt?: number
 ): Promise<void> {
   const now = new Date().toISOString()
   await updateJson<RunStatus>(store, runKeys(runId).status, (current) => ({

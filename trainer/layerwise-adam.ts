@@ -48,8 +48,14 @@ export class LayerwiseAdam extends tf.Optimizer {
       ? grads
       : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }))
     this.learningRate = this.rate
-    applyGradients(this.heads, list.filter((g) => this.headVariables.has(g.name)))
-    applyGradients(this.backbone, list.filter((g) => !this.headVariables.has(g.name)))
+    applyGradients(
+      this.heads,
+      list.filter((g) => this.headVariables.has(g.name))
+    )
+    applyGradients(
+      this.backbone,
+      list.filter((g) => !this.headVariables.has(g.name))
+    )
   }
 
   override async getWeights(): Promise<NamedTensor[]> {
@@ -67,7 +73,8 @@ export class LayerwiseAdam extends tf.Optimizer {
     if (!iterations) throw new Error('optimizer state has no iteration count')
     const half = moments.length / 2
     const h = half === 0 ? 0 : this.headVariables.size
-    if (!Number.isInteger(half) || half < h) throw new Error(`optimizer state has ${moments.length} moments, expected 2 per variable`)
+    if (!Number.isInteger(half) || half < h)
+      throw new Error(`optimizer state has ${moments.length} moments, expected 2 per variable`)
     const firsts = moments.slice(0, half)
     const seconds = moments.slice(half)
     await this.heads.setWeights([iterations, ...firsts.slice(0, h), ...seconds.slice(0, h)])
@@ -91,5 +98,9 @@ export class LayerwiseAdam extends tf.Optimizer {
 
 /** Names of the variables of the model's `age` and `gender` heads. */
 export function headVariableNames(model: tf.LayersModel): Set<string> {
-  return new Set(['age', 'gender'].flatMap((name) => model.getLayer(name).trainableWeights.map((w) => (w.read() as tf.Variable).name)))
+  return new Set(
+    ['age', 'gender'].flatMap((name) =>
+      model.getLayer(name).trainableWeights.map((w) => (w.read() as tf.Variable).name)
+    )
+  )
 }

@@ -22,7 +22,7 @@ export function portablePath(path: string, cwd = process.cwd()): string {
 
 export async function loadDatasetForTraining(
   source: DatasetSource,
-  log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
   limits: Pick<LoadOptions, 'maxTotalBytes' | 'maxEntries'> = {}
 ): Promise<{ items: TrainItem[]; dataset: DatasetInfo }> {
   const start = performance.now()

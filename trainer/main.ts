@@ -46,7 +46,9 @@ main().catch((err: unknown) => {
     process.exitCode = 2
     return
   }
-  const known = err instanceof TrainingError || (err instanceof Error && /DatasetError|invalid training settings/.test(`${err.name} ${err.message}`))
+  const known =
+    err instanceof TrainingError ||
+    (err instanceof Error && /DatasetError|invalid training settings/.test(`${err.name} ${err.message}`))
   console.error(known ? `error: ${(err as Error).message}` : err)
   process.exitCode = 1
 })

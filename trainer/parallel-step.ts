@@ -25,7 +25,18 @@ import { applyGradients } from '../core/engine/index.js'
 import { batchGradients, type StepLosses, type TrainStep } from './step.js'
 
 /** Control words (Int32 indices) in the shared buffer. */
-const C = { GEN: 0, CMD: 1, B1_COUNT: 2, B1_GEN: 3, B2_COUNT: 4, B2_GEN: 5, READY: 6, ERROR: 7, BATCH: 8, CONTROL_WORDS: 16 }
+const C = {
+  GEN: 0,
+  CMD: 1,
+  B1_COUNT: 2,
+  B1_GEN: 3,
+  B2_COUNT: 4,
+  B2_GEN: 5,
+  READY: 6,
+  ERROR: 7,
+  BATCH: 8,
+  CONTROL_WORDS: 16,
+}
 const CMD_STEP = 1
 const CMD_EXIT = 2
 const ERROR_BYTES = 4096
@@ -104,7 +115,9 @@ export class Shared {
     if (Atomics.load(this.ctrl, C.ERROR) === 0) return
     const bytes = new Uint8Array(this.buffer, C.CONTROL_WORDS * 4, ERROR_BYTES)
     const end = bytes.indexOf(0)
-    throw new Error(`data-parallel replica failed: ${new TextDecoder().decode(bytes.slice(0, end < 0 ? undefined : end))}`)
+    throw new Error(
+      `data-parallel replica failed: ${new TextDecoder().decode(bytes.slice(0, end < 0 ? undefined : end))}`
+    )
   }
   /** Blocks while `ctrl[word] === value`. */
   waitWhile(word: number, value: number): void {
@@ -129,7 +142,8 @@ export class Shared {
 
 /** Sizes of the per-replica slot for a model: trainable floats, then moving statistics. */
 export function modelFloats(model: tf.LayersModel): { gradFloats: number; statFloats: number } {
-  const count = (ws: tf.LayerVariable[]) => ws.reduce((n, w) => n + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0)
+  const count = (ws: tf.LayerVariable[]) =>
+    ws.reduce((n, w) => n + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0)
   return { gradFloats: count(model.trainableWeights), statFloats: count(model.nonTrainableWeights) }
 }
 
@@ -210,7 +224,8 @@ function shardGradients(
   n: number,
   inputs: () => [tf.Tensor, tf.Tensor, tf.Tensor]
 ): Gradients {
-  if (n === 0) return { variables: model.trainableWeights.map((w) => w.read() as tf.Variable), grads: {}, losses: tf.zeros([3]) }
+  if (n === 0)
+    return { variables: model.trainableWeights.map((w) => w.read() as tf.Variable), grads: {}, losses: tf.zeros([3]) }
   const [x, age, gender] = tf.tidy(inputs)
   try {
     return batchGradients(model, optimizer, x as tf.Tensor4D, age as tf.Tensor1D, gender, genderWeight)
@@ -257,7 +272,8 @@ export function createParallelTrainStep(
 ): ParallelTrainStep {
   if (!Number.isInteger(replicas) || replicas < 2) throw new Error(`replicas must be an integer ≥ 2, got ${replicas}`)
   const adam = optimizer as unknown as AdamFields
-  if (optimizer.getClassName() !== 'Adam') throw new Error(`data-parallel training supports Adam only, got ${optimizer.getClassName()}`)
+  if (optimizer.getClassName() !== 'Adam')
+    throw new Error(`data-parallel training supports Adam only, got ${optimizer.getClassName()}`)
   if (tf.getBackend() !== 'wasm' && tf.getBackend() !== 'cpu') {
     throw new Error(`data-parallel workers are for the CPU backends (wasm, cpu), not ${tf.getBackend()}`)
   }
@@ -307,18 +323,21 @@ export function createParallelTrainStep(
       const ready = Atomics.load(shared.ctrl, C.READY)
       if (ready === replicas - 1) break
       shared.throwIfFailed()
-      if (performance.now() > deadline) throw new Error(`data-parallel workers did not start within ${START_TIMEOUT_MS / 1000} s`)
+      if (performance.now() > deadline)
+        throw new Error(`data-parallel workers did not start within ${START_TIMEOUT_MS / 1000} s`)
       Atomics.wait(shared.ctrl, C.READY, ready, WAIT_MS)
     }
   }
 
   const step: TrainStep = (x, age, gender) => {
-    shared ??= (start(x), shared)
+    if (!shared) start(x)
     const s = shared!
     const batch = x.shape[0]
     const sizes = shardSizes(batch, replicas)
     if (sizes[0]! > s.layout.shardCapacity || x.shape.slice(1).reduce((a, b) => a * b, 1) !== s.layout.imageFloats) {
-      throw new Error(`data-parallel step: batch ${x.shape.join('x')} does not fit the first batch's layout (batches may only shrink)`)
+      throw new Error(
+        `data-parallel step: batch ${x.shape.join('x')} does not fit the first batch's layout (batches may only shrink)`
+      )
     }
     const xs = x.dataSync() as Float32Array
     const ages = age.dataSync()
@@ -327,7 +346,9 @@ export function createParallelTrainStep(
     for (let k = 1; k < replicas; k++) {
       const n = sizes[k]!
       const input = s.r.inputs[k]!
-      s.f32(input.x, n * s.layout.imageFloats).set(xs.subarray(row * s.layout.imageFloats, (row + n) * s.layout.imageFloats))
+      s.f32(input.x, n * s.layout.imageFloats).set(
+        xs.subarray(row * s.layout.imageFloats, (row + n) * s.layout.imageFloats)
+      )
       s.f32(input.age, n).set(ages.subarray(row, row + n))
       s.f32(input.gender, n).set(genders.subarray(row, row + n))
       row += n
@@ -364,7 +385,15 @@ export function createParallelTrainStep(
       Atomics.store(shared.ctrl, C.CMD, CMD_EXIT)
       Atomics.add(shared.ctrl, C.GEN, 1)
       Atomics.notify(shared.ctrl, C.GEN)
-      await Promise.all(workers.map((w) => new Promise((resolve) => (w.once('exit', resolve), w.ref()))))
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise((resolve) => {
+              w.once('exit', resolve)
+              w.ref()
+            })
+        )
+      )
       workers = []
       shared = undefined
     },
@@ -404,7 +433,12 @@ export async function runReplica(init: ReplicaInit): Promise<void> {
       const input = shared.r.inputs[init.k]!
       ;(optimizer as unknown as AdamFields).learningRate = shared.learningRate
       const result = shardGradients(model, optimizer, init.genderWeight, n, () => [
-        tf.tensor4d(shared.f32(input.x, n * init.layout.imageFloats).slice(), [n, ...init.imageShape] as [number, number, number, number]),
+        tf.tensor4d(shared.f32(input.x, n * init.layout.imageFloats).slice(), [n, ...init.imageShape] as [
+          number,
+          number,
+          number,
+          number,
+        ]),
         tf.tensor1d(shared.f32(input.age, n).slice()),
         tf.tensor1d(shared.f32(input.gender, n).slice()),
       ])

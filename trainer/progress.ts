@@ -26,7 +26,7 @@ const fmt = (fields: Record<string, string | number>) =>
 
 export function createProgress(options: ProgressOptions): Progress {
   const { label, total, tty = Boolean(process.stderr.isTTY), logEverySeconds = 30 } = options
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'))
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`))
   if (tty) {
     const bar = new cliProgress.SingleBar(
       {
@@ -51,7 +51,9 @@ export function createProgress(options: ProgressOptions): Progress {
     const elapsed = (Date.now() - start) / 1000
     const eta = done > 0 ? (elapsed / done) * (total - done) : NaN
     const pct = total > 0 ? ((100 * done) / total).toFixed(1) : '100'
-    write(`${label} ${done}/${total} (${pct}%) elapsed ${elapsed.toFixed(0)}s eta ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'} ${fmt(fields)}`)
+    write(
+      `${label} ${done}/${total} (${pct}%) elapsed ${elapsed.toFixed(0)}s eta ${Number.isFinite(eta) ? `${eta.toFixed(0)}s` : '?'} ${fmt(fields)}`
+    )
   }
   return {
     update(done, fields = {}) {

@@ -3,12 +3,18 @@
  * than read: learning curves, error by age band, predicted vs true age, and the tables behind them.
  * @module
  */
-import { bandLabel, type AgeIntervalCalibration, type IntervalEvaluation, type IntervalGroup } from '../core/age-interval.js'
+import {
+  bandLabel,
+  type AgeIntervalCalibration,
+  type IntervalEvaluation,
+  type IntervalGroup,
+} from '../core/age-interval.js'
 import type { GroupMetrics, Prediction } from '../core/metrics.js'
 import type { TrainMetrics } from './train.js'
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)
-const num = (v: number | null | undefined, digits = 2) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits))
+const num = (v: number | null | undefined, digits = 2) =>
+  v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits)
 
 interface Series {
   readonly name: string
@@ -26,16 +32,26 @@ function scale(domain: [number, number], range: [number, number]) {
   return (v: number) => range[0] + ((v - d0) / span) * (range[1] - range[0])
 }
 
-function axes(xs: (v: number) => number, ys: (v: number) => number, xTicks: number[], yTicks: number[], xLabel: string, yLabel: string) {
+function axes(
+  xs: (v: number) => number,
+  ys: (v: number) => number,
+  xTicks: number[],
+  yTicks: number[],
+  xLabel: string,
+  yLabel: string
+) {
   const parts: string[] = []
   for (const t of yTicks) {
     parts.push(`<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${ys(t)}" y2="${ys(t)}" stroke="#eee"/>`)
     parts.push(`<text x="${PAD.l - 6}" y="${ys(t) + 4}" text-anchor="end">${+t.toFixed(2)}</text>`)
   }
-  for (const t of xTicks) parts.push(`<text x="${xs(t)}" y="${H - PAD.b + 16}" text-anchor="middle">${+t.toFixed(2)}</text>`)
+  for (const t of xTicks)
+    parts.push(`<text x="${xs(t)}" y="${H - PAD.b + 16}" text-anchor="middle">${+t.toFixed(2)}</text>`)
   parts.push(`<text x="${(W + PAD.l) / 2}" y="${H - 4}" text-anchor="middle">${esc(xLabel)}</text>`)
   parts.push(`<text transform="translate(12 ${H / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`)
-  parts.push(`<rect x="${PAD.l}" y="${PAD.t}" width="${W - PAD.l - PAD.r}" height="${H - PAD.t - PAD.b}" fill="none" stroke="#999"/>`)
+  parts.push(
+    `<rect x="${PAD.l}" y="${PAD.t}" width="${W - PAD.l - PAD.r}" height="${H - PAD.t - PAD.b}" fill="none" stroke="#999"/>`
+  )
   return parts.join('')
 }
 
@@ -54,11 +70,16 @@ export function lineChart(series: readonly Series[], xLabel: string, yLabel: str
   const ys = scale([0, yMax], [H - PAD.b, PAD.t])
   const lines = series.map((s) => {
     const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${xs(p[0]).toFixed(1)},${ys(p[1]).toFixed(1)}`).join('')
-    const dots = s.points.map((p) => `<circle cx="${xs(p[0]).toFixed(1)}" cy="${ys(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`).join('')
+    const dots = s.points
+      .map((p) => `<circle cx="${xs(p[0]).toFixed(1)}" cy="${ys(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`)
+      .join('')
     return `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>${dots}`
   })
   const legend = series
-    .map((s, i) => `<rect x="${PAD.l + 10}" y="${PAD.t + 8 + i * 16}" width="10" height="10" fill="${s.color}"/><text x="${PAD.l + 26}" y="${PAD.t + 17 + i * 16}">${esc(s.name)}</text>`)
+    .map(
+      (s, i) =>
+        `<rect x="${PAD.l + 10}" y="${PAD.t + 8 + i * 16}" width="10" height="10" fill="${s.color}"/><text x="${PAD.l + 26}" y="${PAD.t + 17 + i * 16}">${esc(s.name)}</text>`
+    )
     .join('')
   const xt = [...new Set(all.map((p) => p[0]))].slice(0, 12)
   return svg(axes(xs, ys, xt, ticks(0, yMax), xLabel, yLabel) + lines.join('') + legend)
@@ -76,13 +97,20 @@ export function barChart(bars: readonly { label: string; value: number; note?: s
       `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(slot * 0.7).toFixed(1)}" height="${(H - PAD.b - y).toFixed(1)}" fill="#4c78a8"/>` +
       `<text x="${(x + slot * 0.35).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle">${b.value.toFixed(1)}</text>` +
       `<text x="${(x + slot * 0.35).toFixed(1)}" y="${H - PAD.b + 16}" text-anchor="middle">${esc(b.label)}</text>` +
-      (b.note ? `<text x="${(x + slot * 0.35).toFixed(1)}" y="${H - PAD.b + 28}" text-anchor="middle" fill="#888">${esc(b.note)}</text>` : '')
+      (b.note
+        ? `<text x="${(x + slot * 0.35).toFixed(1)}" y="${H - PAD.b + 28}" text-anchor="middle" fill="#888">${esc(b.note)}</text>`
+        : '')
     )
   })
   const grid = ticks(0, yMax)
-    .map((t) => `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${ys(t)}" y2="${ys(t)}" stroke="#eee"/><text x="${PAD.l - 6}" y="${ys(t) + 4}" text-anchor="end">${t.toFixed(1)}</text>`)
+    .map(
+      (t) =>
+        `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${ys(t)}" y2="${ys(t)}" stroke="#eee"/><text x="${PAD.l - 6}" y="${ys(t) + 4}" text-anchor="end">${t.toFixed(1)}</text>`
+    )
     .join('')
-  return svg(grid + rects.join('') + `<text transform="translate(12 ${H / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`)
+  return svg(
+    `${grid + rects.join('')}<text transform="translate(12 ${H / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`
+  )
 }
 
 export function scatter(preds: readonly Prediction[], maxPoints = 2500): string {
@@ -93,7 +121,10 @@ export function scatter(preds: readonly Prediction[], maxPoints = 2500): string 
   const xs = scale([0, hi], [PAD.l, W - PAD.r])
   const ys = scale([0, hi], [H - PAD.b, PAD.t])
   const dots = shown
-    .map((p) => `<circle cx="${xs(p.age).toFixed(1)}" cy="${ys(p.predictedAge).toFixed(1)}" r="2" fill="${p.gender ? '#e45756' : '#4c78a8'}" fill-opacity="0.35"/>`)
+    .map(
+      (p) =>
+        `<circle cx="${xs(p.age).toFixed(1)}" cy="${ys(p.predictedAge).toFixed(1)}" r="2" fill="${p.gender ? '#e45756' : '#4c78a8'}" fill-opacity="0.35"/>`
+    )
     .join('')
   const diag = `<line x1="${xs(0)}" y1="${ys(0)}" x2="${xs(hi)}" y2="${ys(hi)}" stroke="#333" stroke-dasharray="4 3"/>`
   return svg(axes(xs, ys, ticks(0, hi), ticks(0, hi), 'true age (years)', 'predicted age (years)') + diag + dots)
@@ -104,25 +135,39 @@ const svg = (body: string) =>
 
 function groupTable(title: string, groups: Record<string, GroupMetrics>): string {
   const rows = Object.entries(groups)
-    .map(([k, g]) => `<tr><td>${esc(k)}</td><td>${g.count}</td><td>${num(g.ageMae)}</td><td>${num(g.ageRmse)}</td><td>${num(g.cs5, 3)}</td><td>${num(g.genderAccuracy, 3)}</td></tr>`)
+    .map(
+      ([k, g]) =>
+        `<tr><td>${esc(k)}</td><td>${g.count}</td><td>${num(g.ageMae)}</td><td>${num(g.ageRmse)}</td><td>${num(g.cs5, 3)}</td><td>${num(g.genderAccuracy, 3)}</td></tr>`
+    )
     .join('')
   return `<table><caption>${esc(title)}</caption><tr><th>group</th><th>n</th><th>age MAE</th><th>RMSE</th><th>CS@5</th><th>gender acc.</th></tr>${rows}</table>`
 }
 
-const pct = (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? '–' : `${(v * 100).toFixed(1)} %`)
+const pct = (v: number | null | undefined) =>
+  v === null || v === undefined || Number.isNaN(v) ? '–' : `${(v * 100).toFixed(1)} %`
 
 function intervalTable(title: string, groups: Record<string, IntervalGroup>): string {
   const rows = Object.entries(groups)
-    .map(([k, g]) => `<tr><td>${esc(k)}</td><td>${g.count}</td><td>${pct(g.coverage)}</td><td>${num(g.meanWidth, 1)}</td></tr>`)
+    .map(
+      ([k, g]) =>
+        `<tr><td>${esc(k)}</td><td>${g.count}</td><td>${pct(g.coverage)}</td><td>${num(g.meanWidth, 1)}</td></tr>`
+    )
     .join('')
   return `<table><caption>${esc(title)}</caption><tr><th>band</th><th>n</th><th>coverage</th><th>mean width (years)</th></tr>${rows}</table>`
 }
 
 /** The calibrated age range: how it was made and what it covered on the test split. */
-export function ageIntervalSection(calibration: AgeIntervalCalibration | null | undefined, test: IntervalEvaluation | undefined): string {
-  if (!calibration) return '<h2>Age range</h2><p>No calibrated age range (the validation split was too small or absent).</p>'
+export function ageIntervalSection(
+  calibration: AgeIntervalCalibration | null | undefined,
+  test: IntervalEvaluation | undefined
+): string {
+  if (!calibration)
+    return '<h2>Age range</h2><p>No calibrated age range (the validation split was too small or absent).</p>'
   const bands = calibration.bands
-    .map((b) => `<tr><td>${esc(bandLabel(b))}</td><td>${b.count}</td><td>${num(b.below, 1)}</td><td>${num(b.above, 1)}</td><td>${esc(b.shape ?? '')}</td></tr>`)
+    .map(
+      (b) =>
+        `<tr><td>${esc(bandLabel(b))}</td><td>${b.count}</td><td>${num(b.below, 1)}</td><td>${num(b.above, 1)}</td><td>${esc(b.shape ?? '')}</td></tr>`
+    )
     .join('')
   return `<h2>Age range</h2>
 <p>Each answer carries a ${pct(calibration.level)} age range: split-conformal offsets below and above the predicted age,
@@ -150,12 +195,21 @@ export function renderReport(m: TrainMetrics, testPredictions: readonly Predicti
   const curves = lineChart(
     [
       { name: 'train age MAE', color: '#4c78a8', points: h.map((r) => [r.epoch, r.trainAgeMae]) },
-      { name: 'val age MAE', color: '#e45756', points: h.filter((r) => r.valAgeMae !== null).map((r) => [r.epoch, r.valAgeMae!]) },
+      {
+        name: 'val age MAE',
+        color: '#e45756',
+        points: h.filter((r) => r.valAgeMae !== null).map((r) => [r.epoch, r.valAgeMae!]),
+      },
     ],
     'epoch',
     'age MAE (years)'
   )
-  const bands = t ? barChart(Object.entries(t.byAgeBand).map(([k, g]) => ({ label: k, value: g.ageMae, note: `n=${g.count}` })), 'test age MAE (years)') : ''
+  const bands = t
+    ? barChart(
+        Object.entries(t.byAgeBand).map(([k, g]) => ({ label: k, value: g.ageMae, note: `n=${g.count}` })),
+        'test age MAE (years)'
+      )
+    : ''
   const skipped = Object.entries(m.dataset.skipped)
     .map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`)
     .join('')

@@ -81,7 +81,10 @@ export function batchGradients(
         if (!agePred || !genderPred) throw new Error('the model must have two outputs: age and gender')
         const ageLoss = tf.mean(tf.abs(tf.sub(agePred, ageTarget))) as tf.Scalar
         const p = tf.clipByValue(genderPred, EPSILON, 1 - EPSILON)
-        const logLikelihood = tf.add(tf.mul(genderTarget, tf.log(p)), tf.mul(tf.sub(1, genderTarget), tf.log(tf.sub(1, p))))
+        const logLikelihood = tf.add(
+          tf.mul(genderTarget, tf.log(p)),
+          tf.mul(tf.sub(1, genderTarget), tf.log(tf.sub(1, p)))
+        )
         const genderLoss = tf.neg(tf.mean(logLikelihood)) as tf.Scalar
         parts = [tf.keep(ageLoss), tf.keep(genderLoss)]
         return tf.add(ageLoss, tf.mul(genderWeight, genderLoss)) as tf.Scalar
@@ -121,7 +124,11 @@ export function createTrainStepTensors(
   }
 }
 
-export function createTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
+export function createTrainStep(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  options: TrainStepOptions = {}
+): TrainStep {
   const replicas = options.replicas ?? 1
   if (replicas !== 1) return createParallelTrainStep(model, optimizer, checkGenderWeight(options), replicas)
   const step = createTrainStepTensors(model, optimizer, options)

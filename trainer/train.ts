@@ -22,7 +22,14 @@ import { createRng, shuffled } from '../core/random.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { calibrateRun } from './age-interval.js'
 import { augmentBatch } from './augment.js'
-import { bestPrefixOf, copyWeightsFrom, readCheckpointState, restoreCheckpoint, saveBest, saveCheckpoint } from './checkpoint.js'
+import {
+  bestPrefixOf,
+  copyWeightsFrom,
+  readCheckpointState,
+  restoreCheckpoint,
+  saveBest,
+  saveCheckpoint,
+} from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { decodeAll } from './decode.js'
@@ -134,7 +141,11 @@ export class TrainingError extends Error {
 /** `shouldStop()` said stop; a checkpoint of the last finished step was saved, a resumed run continues there. */
 export class TrainingStopped extends Error {
   override readonly name = 'TrainingStopped'
-  constructor(readonly epochsDone: number, readonly batchesDone: number, readonly step: number) {
+  constructor(
+    readonly epochsDone: number,
+    readonly batchesDone: number,
+    readonly step: number
+  ) {
     super(`stopped after step ${step} (epoch ${epochsDone + 1}, batch ${batchesDone}); checkpoint saved`)
   }
 }
@@ -153,7 +164,7 @@ export function subsample<T>(items: readonly T[], max: number | undefined): read
 
 export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const { config, output, backend } = options
-  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const emit = async (e: TrainEvent) => options.onEvent?.(e)
   const t0 = performance.now()
   const timings: Record<string, number> = {}
@@ -170,7 +181,12 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         `${r.genderConflicts} with disagreeing genders dropped), ${r.removed} items removed`
     )
   }
-  const decodeBar = createProgress({ label: 'decode', total: items.length, ...(options.tty === undefined ? {} : { tty: options.tty }), write: log })
+  const decodeBar = createProgress({
+    label: 'decode',
+    total: items.length,
+    ...(options.tty === undefined ? {} : { tty: options.tty }),
+    write: log,
+  })
   const decoded = await decodeAll(
     items.map((i) => i.bytes),
     config.imageSize,
@@ -205,9 +221,15 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     width: config.width,
   })
   if (config.pretrained) {
-    const file = await readPretrained(config.pretrained, { sha256: config.pretrainedSha256, cache: options.pretrainedCache, log })
+    const file = await readPretrained(config.pretrained, {
+      sha256: config.pretrainedSha256,
+      cache: options.pretrainedCache,
+      log,
+    })
     const layers = loadPretrainedBytes(model, file.bytes)
-    log(`initialized ${layers} backbone layers from ${config.pretrained} (${file.from}, sha256 ${file.sha256.slice(0, 12)}…)`)
+    log(
+      `initialized ${layers} backbone layers from ${config.pretrained} (${file.from}, sha256 ${file.sha256.slice(0, 12)}…)`
+    )
   } else {
     log('training from scratch: no pretrained weights given')
   }
@@ -227,7 +249,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const meta = (extra: Partial<ModelMeta> = {}) =>
     defaultMeta(config.imageSize, {
       ...(options.runId ? { runId: options.runId } : {}),
-      trainedWith: { backend: backend.name, epochs: config.epochs, ...(options.packageVersion ? { packageVersion: options.packageVersion } : {}) },
+      trainedWith: {
+        backend: backend.name,
+        epochs: config.epochs,
+        ...(options.packageVersion ? { packageVersion: options.packageVersion } : {}),
+      },
       ...extra,
     })
 
@@ -266,7 +292,14 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   /** A checkpoint inside epoch `epoch` (0-based) after `batchesDone` batches. */
   const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
     await saveCheckpoint(output, model, optimizer, meta(), {
-      epochsDone: epoch, batchesDone, epochSums: sums, step, history, best, fingerprint, bestPrefix,
+      epochsDone: epoch,
+      batchesDone,
+      epochSums: sums,
+      step,
+      history,
+      best,
+      fingerprint,
+      bestPrefix,
     })
     lastCheckpointAt = clock()
     await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step })
@@ -345,7 +378,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     history = [...history, record]
     log(
       `epoch ${record.epoch}/${config.epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
-        (val ? ` val age MAE ${val.metrics.ageMae.toFixed(2)} val gender acc ${val.metrics.genderAccuracy.toFixed(3)}` : '') +
+        (val
+          ? ` val age MAE ${val.metrics.ageMae.toFixed(2)} val gender acc ${val.metrics.genderAccuracy.toFixed(3)}`
+          : '') +
         ` ${imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s`
     )
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
@@ -353,7 +388,14 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       best = { epoch: record.epoch, valAgeMae: score }
       bestPrefix = await saveBest(output, model, meta())
     }
-    await saveCheckpoint(output, model, optimizer, meta(), { epochsDone: epoch + 1, step, history, best, fingerprint, bestPrefix })
+    await saveCheckpoint(output, model, optimizer, meta(), {
+      epochsDone: epoch + 1,
+      step,
+      history,
+      best,
+      fingerprint,
+      bestPrefix,
+    })
     lastCheckpointAt = clock()
     await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
   }
@@ -393,7 +435,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     summary.testAgeRangeCoverage = interval.test.coverage
     summary.testAgeRangeWidth = interval.test.meanWidth
   }
-  const exportMeta = { ...finalMeta, ...(summary ? { summary } : {}), ...(interval ? { ageInterval: interval.calibration } : {}) }
+  const exportMeta = {
+    ...finalMeta,
+    ...(summary ? { summary } : {}),
+    ...(interval ? { ageInterval: interval.calibration } : {}),
+  }
   await saveModel(model, exportMeta, output, 'model/')
   timings.totalSeconds = since(t0)
   const metrics: TrainMetrics = {
@@ -409,7 +455,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       trainImagesPerSecond: throughputs.length ? median(throughputs) : 0,
       evalImagesPerSecond: testEval?.imagesPerSecond ?? null,
     },
-    backend: { name: backend.name, description: backend.description, ...(backend.device ? { device: backend.device } : {}) },
+    backend: {
+      name: backend.name,
+      description: backend.description,
+      ...(backend.device ? { device: backend.device } : {}),
+    },
     ...(backend.report ? { engine: backend.report } : {}),
     dataset: {
       ...options.dataset,
@@ -432,7 +482,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     ageInterval: interval?.calibration ?? null,
   }
   await putJson(output, 'metrics.json', metrics)
-  await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), { contentType: 'text/html; charset=utf-8' })
+  await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), {
+    contentType: 'text/html; charset=utf-8',
+  })
   await emit({ type: 'done', metrics })
   await (stepFn as { close?: () => Promise<void> }).close?.()
   model.dispose()

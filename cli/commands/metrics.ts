@@ -26,12 +26,11 @@ const MetricsDoc = z.looseObject({
   test: Group.extend({ byAgeBand: z.record(z.string(), Group).optional() }).nullable(),
   val: Group.nullable().optional(),
   bestEpoch: z.number().optional(),
-  baselines: z
-    .looseObject({ medianAgeMae: z.number(), majorityGenderAccuracy: z.number() })
-    .nullable()
-    .optional(),
+  baselines: z.looseObject({ medianAgeMae: z.number(), majorityGenderAccuracy: z.number() }).nullable().optional(),
   history: z.array(z.looseObject({ epoch: z.number() })).optional(),
-  throughput: z.looseObject({ trainImagesPerSecond: z.number(), evalImagesPerSecond: z.number().nullable() }).optional(),
+  throughput: z
+    .looseObject({ trainImagesPerSecond: z.number(), evalImagesPerSecond: z.number().nullable() })
+    .optional(),
   backend: z.looseObject({ description: z.string() }).optional(),
   dataset: z
     .looseObject({ counts: z.record(z.string(), z.number()), skipped: z.record(z.string(), z.number()).optional() })
@@ -53,7 +52,11 @@ export const metricsCommand: Command = {
     if (runId === undefined || ctx.positionals.length > 1) throw new UsageError('metrics takes one run id')
     const s3 = ctx.s3()
     const keys = runKeys(runId)
-    const [raw, status, promotion] = await Promise.all([getJson(s3.store, keys.metrics), readRun(s3.store, runId), readPromotion(s3.store)])
+    const [raw, status, promotion] = await Promise.all([
+      getJson(s3.store, keys.metrics),
+      readRun(s3.store, runId),
+      readPromotion(s3.store),
+    ])
     if (raw === undefined) {
       const why = !status
         ? `no run ${runId} in ${s3.store.location}`
@@ -72,14 +75,19 @@ export const metricsCommand: Command = {
         return 1
       }
       const served = promotion?.runId === runId
-      const state = status ? `${status.state}${status.promoted ? ', promoted' : ''}${served ? ', serving' : ''}` : 'no status'
+      const state = status
+        ? `${status.state}${status.promoted ? ', promoted' : ''}${served ? ', serving' : ''}`
+        : 'no status'
       println(ctx.io.stdout, `run         ${runId} (${state})`)
       println(ctx.io.stdout, figures(parsed.data).join('\n'))
       println(ctx.io.stdout)
       const reportUrl = await s3.localUrl(keys.report).catch(() => undefined)
       println(ctx.io.stdout, `report      ${s3.uri(keys.report)}`)
       if (reportUrl) println(ctx.io.stdout, `            ${reportUrl}  (open in a browser)`)
-      println(ctx.io.stdout, `model       ${s3.uri(keys.model)}${served ? `  (served from ${s3.uri(promotion.modelPrefix)})` : ''}`)
+      println(
+        ctx.io.stdout,
+        `model       ${s3.uri(keys.model)}${served ? `  (served from ${s3.uri(promotion.modelPrefix)})` : ''}`
+      )
       println(ctx.io.stdout, `log         ${s3.uri(keys.log)}`)
     }
     const reportFile = stringFlag(ctx, 'report')
@@ -104,33 +112,37 @@ function figures(m: MetricsDoc): string[] {
     const skipped = Object.entries(m.dataset?.skipped ?? {}).filter(([, n]) => n > 0)
     lines.push(
       `images      train ${counts['train'] ?? 0}, val ${counts['val'] ?? 0}, test ${counts['test'] ?? 0}` +
-        (skipped.length ? `; skipped ${skipped.map(([why, n]) => `${n} ${why}`).join(', ')}` : ''),
+        (skipped.length ? `; skipped ${skipped.map(([why, n]) => `${n} ${why}`).join(', ')}` : '')
     )
   }
   if (m.test) {
     const t = m.test
     lines.push(
       `test        age MAE ${formatNumber(t.ageMae)} years, RMSE ${formatNumber(t.ageRmse)}, within 5 years ${formatPercent(t.cs5)}, ` +
-        `gender accuracy ${formatPercent(t.genderAccuracy)} (${t.count} images)`,
+        `gender accuracy ${formatPercent(t.genderAccuracy)} (${t.count} images)`
     )
     if (m.baselines) {
       lines.push(
-        `baselines   median-age MAE ${formatNumber(m.baselines.medianAgeMae)}, majority-gender accuracy ${formatPercent(m.baselines.majorityGenderAccuracy)}`,
+        `baselines   median-age MAE ${formatNumber(m.baselines.medianAgeMae)}, majority-gender accuracy ${formatPercent(m.baselines.majorityGenderAccuracy)}`
       )
     }
     const bands = Object.entries(t.byAgeBand ?? {}).filter(([, g]) => g.count > 0)
-    if (bands.length) lines.push(`by age      ${bands.map(([band, g]) => `${band}: ${formatNumber(g.ageMae, 1)}`).join(', ')}  (MAE)`)
+    if (bands.length)
+      lines.push(`by age      ${bands.map(([band, g]) => `${band}: ${formatNumber(g.ageMae, 1)}`).join(', ')}  (MAE)`)
   } else {
     lines.push('test        no test split: nothing to judge the model by')
   }
-  if (m.val) lines.push(`validation  age MAE ${formatNumber(m.val.ageMae)}, gender accuracy ${formatPercent(m.val.genderAccuracy)}`)
+  if (m.val)
+    lines.push(
+      `validation  age MAE ${formatNumber(m.val.ageMae)}, gender accuracy ${formatPercent(m.val.genderAccuracy)}`
+    )
   if (m.config) {
     const epochs = m.history?.length ?? m.config.epochs
     lines.push(
       `training    ${epochs} epochs (best ${m.bestEpoch ?? '?'}), ${m.config.imageSize} px` +
         (m.config.width !== undefined ? `, width ${m.config.width}` : '') +
         (m.throughput ? `, ${formatNumber(m.throughput.trainImagesPerSecond, 1)} images/s` : '') +
-        (m.timings?.['totalSeconds'] !== undefined ? `, ${formatDuration(m.timings['totalSeconds'])} in all` : ''),
+        (m.timings?.['totalSeconds'] !== undefined ? `, ${formatDuration(m.timings['totalSeconds'])} in all` : '')
     )
   }
   if (m.backend) lines.push(`backend     ${m.backend.description}`)

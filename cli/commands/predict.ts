@@ -130,8 +130,18 @@ interface LocalImage {
   readonly type: string
 }
 
-type Answered = { readonly position: number; readonly file: string; readonly image: ImageBody; readonly model: ModelBody }
-type Failed = { readonly position: number; readonly file: string; readonly error: string; readonly unreachable?: boolean }
+type Answered = {
+  readonly position: number
+  readonly file: string
+  readonly image: ImageBody
+  readonly model: ModelBody
+}
+type Failed = {
+  readonly position: number
+  readonly file: string
+  readonly error: string
+  readonly unreachable?: boolean
+}
 type Outcome = Answered | Failed
 
 async function readLocal(position: number, file: string, path: string): Promise<LocalImage | Failed> {
@@ -142,7 +152,8 @@ async function readLocal(position: number, file: string, path: string): Promise<
     return { position, file, error: `cannot read: ${(err as Error).message}` }
   }
   const format = sniffImageFormat(bytes)
-  if (!format) return { position, file, error: `not sent: the file is ${describeImageBytes(bytes)}, not JPEG, PNG or WebP` }
+  if (!format)
+    return { position, file, error: `not sent: the file is ${describeImageBytes(bytes)}, not JPEG, PNG or WebP` }
   return { position, file, bytes, type: MEDIA_TYPES[format] }
 }
 
@@ -167,7 +178,8 @@ async function predictBatch(endpoint: string, batch: readonly LocalImage[], mode
   const all = (error: string, unreachable = false): Failed[] =>
     batch.map((img) => ({ position: img.position, file: img.file, error, ...(unreachable ? { unreachable } : {}) }))
   const form = new FormData()
-  for (const img of batch) form.append('image', new Blob([new Uint8Array(img.bytes)], { type: img.type }), basename(img.file))
+  for (const img of batch)
+    form.append('image', new Blob([new Uint8Array(img.bytes)], { type: img.type }), basename(img.file))
   const url = new URL(endpoint)
   url.searchParams.set('mode', mode)
   let response: Response
@@ -197,7 +209,8 @@ async function predictBatch(endpoint: string, batch: readonly LocalImage[], mode
     const entry = images[i] as Partial<ImageBody> & { error?: { message?: string } }
     const at = { position: img.position, file: img.file }
     if (entry.error) return { ...at, error: entry.error.message ?? 'failed' }
-    if (!Array.isArray(entry.faces)) return { ...at, error: `unexpected answer: ${JSON.stringify(entry).slice(0, 200)}` }
+    if (!Array.isArray(entry.faces))
+      return { ...at, error: `unexpected answer: ${JSON.stringify(entry).slice(0, 200)}` }
     return { ...at, image: entry as ImageBody, model: model ?? {} }
   })
 }
@@ -225,7 +238,15 @@ export function faceTable(answers: readonly Answered[]): string {
           : image.fellBack
             ? 'whole image (no face found)'
             : 'whole image'
-      rows.push([name, String(i + 1), face.age.toFixed(1), range, `${face.gender} ${formatPercent(confidence)}`, `${x} ${y} ${width} ${height}`, how])
+      rows.push([
+        name,
+        String(i + 1),
+        face.age.toFixed(1),
+        range,
+        `${face.gender} ${formatPercent(confidence)}`,
+        `${x} ${y} ${width} ${height}`,
+        how,
+      ])
     })
   }
   return table(HEADER, rows)

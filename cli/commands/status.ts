@@ -84,7 +84,10 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
     } catch (err) {
       // A blip (the server restarting, a network hiccup) should not end a long follow; a lasting error does.
       if (++errors >= MAX_READ_ERRORS) throw err
-      println(io.stderr, `could not read the status (${err instanceof Error ? err.message : String(err)}); trying again`)
+      println(
+        io.stderr,
+        `could not read the status (${err instanceof Error ? err.message : String(err)}); trying again`
+      )
       await io.sleep(options.intervalSeconds * 1000)
       continue
     }
@@ -96,7 +99,7 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
         println(
           io.stderr,
           `no run ${runId} after ${appearSeconds} s: the trigger did not start one. Is the local system running (npm start)? ` +
-            'On AWS, see the trigger function\'s log; an upload of bytes already trained on starts no new run.'
+            "On AWS, see the trigger function's log; an upload of bytes already trained on starts no new run."
         )
         return 1
       }
@@ -110,7 +113,10 @@ export async function followRun(store: ObjectStore, runId: string, io: Io, optio
       }
     }
     if (Date.now() >= deadline) {
-      println(io.stderr, `gave up after ${options.timeoutSeconds} s: run ${runId} is ${status?.state ?? 'not there yet'}`)
+      println(
+        io.stderr,
+        `gave up after ${options.timeoutSeconds} s: run ${runId} is ${status?.state ?? 'not there yet'}`
+      )
       return 1
     }
     await io.sleep(options.intervalSeconds * 1000)
@@ -143,11 +149,16 @@ function describe(s: RunStatus, serving: string | undefined, now: Date): string 
     ['run', s.runId],
     ['state', s.state + (s.runId === serving ? ' (serving)' : '')],
     ...(s.reason ? ([['note', s.reason]] as [string, string][]) : []),
-    ['dataset', `${s.dataset.key}${s.dataset.versionId ?? s.dataset.etag ? ` (version ${s.dataset.versionId ?? s.dataset.etag})` : ''}`],
+    [
+      'dataset',
+      `${s.dataset.key}${(s.dataset.versionId ?? s.dataset.etag) ? ` (version ${s.dataset.versionId ?? s.dataset.etag})` : ''}`,
+    ],
     ...(s.epochs !== undefined || s.epoch !== undefined ? ([['epoch', epochText(s)]] as [string, string][]) : []),
     ...(s.summary ? ([['test', headline(s)]] as [string, string][]) : []),
     ...(s.state === 'succeeded' ? ([['promoted', s.promoted ? 'yes' : 'no']] as [string, string][]) : []),
-    ...(s.jobId ? ([['job', `${s.jobId}${s.attempt && s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}`]] as [string, string][]) : []),
+    ...(s.jobId
+      ? ([['job', `${s.jobId}${s.attempt && s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}`]] as [string, string][])
+      : []),
     ['created', `${s.createdAt} (${formatAgo(s.createdAt, now)})`],
     ['updated', `${s.updatedAt} (${formatAgo(s.updatedAt, now)})`],
   ]

@@ -81,7 +81,12 @@ export interface UploadResult {
  * @example
  * const { runId } = await uploadDataset(openS3({}, process.env), 'data/UTKFace', processIo())
  */
-export async function uploadDataset(s3: S3Context, path: string, io: Io, options: UploadOptions = {}): Promise<UploadResult> {
+export async function uploadDataset(
+  s3: S3Context,
+  path: string,
+  io: Io,
+  options: UploadOptions = {}
+): Promise<UploadResult> {
   const info = await stat(path).catch(() => undefined)
   if (!info) throw new UsageError(`no such file or folder: ${path}`)
   let body: Readable
@@ -92,14 +97,16 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   if (info.isDirectory()) {
     const files = await listFolder(path)
     if (files.length === 0) throw new UsageError(`${path} holds no files to upload`)
-    if (!files.some((f) => isImageName(f.name))) throw new UsageError(`${path} holds no images (${IMAGE_HINT}): nothing to train on, not uploaded`)
+    if (!files.some((f) => isImageName(f.name)))
+      throw new UsageError(`${path} holds no images (${IMAGE_HINT}): nothing to train on, not uploaded`)
     key = datasetKey(options.name ?? basename(path), '.tar.gz')
     estimate = tarSize(files)
     println(io.stdout, `packing ${files.length} files (${formatBytes(estimate)}) from ${path} into ${s3.uri(key)}`)
     const packed = packFolder(files)
     body = packed.stream
     const tarTotal = estimate
-    reestimate = () => (packed.tarBytes() > 0 ? Math.round((tarTotal * packed.gzipBytes()) / packed.tarBytes()) : undefined)
+    reestimate = () =>
+      packed.tarBytes() > 0 ? Math.round((tarTotal * packed.gzipBytes()) / packed.tarBytes()) : undefined
   } else {
     const suffix = DATASET_SUFFIXES.find((s) => path.toLowerCase().endsWith(s))
     if (!info.isFile() || suffix === undefined) {
@@ -129,7 +136,7 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
     if (total !== undefined && total > sent) progress.setTotal(total)
     progress.update(sent)
   })
-  let out
+  let out: Awaited<ReturnType<typeof upload.done>>
   try {
     out = await upload.done()
   } finally {
@@ -139,7 +146,9 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }))
   const bytes = head.ContentLength ?? sent
   // As the trigger does (plan.ts): the version id when the bucket keeps versions, else the ETag without quotes.
-  const versionId = nonEmpty(out.VersionId === 'null' ? undefined : out.VersionId) ?? nonEmpty(head.VersionId === 'null' ? undefined : head.VersionId)
+  const versionId =
+    nonEmpty(out.VersionId === 'null' ? undefined : out.VersionId) ??
+    nonEmpty(head.VersionId === 'null' ? undefined : head.VersionId)
   const etag = nonEmpty(out.ETag?.replace(/"/g, '')) ?? nonEmpty(head.ETag?.replace(/"/g, ''))
   const version = versionId ?? etag
   if (version === undefined) throw new Error(`S3 returned neither a version id nor an ETag for ${s3.uri(key)}`)
@@ -149,7 +158,10 @@ export async function uploadDataset(s3: S3Context, path: string, io: Io, options
   // The trigger may already have queued this upload's run: only a run older than the upload is a repeat.
   const existing = await readRun(s3.store, runId).catch(() => undefined)
   if (existing && Date.parse(existing.createdAt) < started - CLOCK_SKEW_MS) {
-    println(io.stdout, `these exact bytes were uploaded before: run ${runId} exists (${existing.state}), no new run starts`)
+    println(
+      io.stdout,
+      `these exact bytes were uploaded before: run ${runId} exists (${existing.state}), no new run starts`
+    )
   } else {
     println(io.stdout, `run ${runId} starts now`)
   }

@@ -127,10 +127,16 @@ async function loadNode(pkg: string, what: string): Promise<Loaded> {
     version = module.version?.[pkg.slice('@tensorflow/'.length)] ?? '?'
   } catch (error) {
     const missing = /Cannot find (package|module)/.test(String(error)) && String(error).includes(pkg)
-    throw new Error(missing ? `${pkg} is not installed; install it or pick another backend` : `${pkg} failed to load (${firstLine(error)})`)
+    throw new Error(
+      missing
+        ? `${pkg} is not installed; install it or pick another backend`
+        : `${pkg} failed to load (${firstLine(error)})`
+    )
   }
   if (!tf.findBackendFactory('tensorflow')) {
-    throw new Error(`${pkg} loaded but registered no 'tensorflow' backend: it uses another copy of @tensorflow/tfjs-core`)
+    throw new Error(
+      `${pkg} loaded but registered no 'tensorflow' backend: it uses another copy of @tensorflow/tfjs-core`
+    )
   }
   await activateBackend('tensorflow')
   return {
@@ -155,7 +161,8 @@ async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
   if (!tf.findBackendFactory('wasm')) {
     throw new Error('@tensorflow/tfjs-backend-wasm registered with another copy of @tensorflow/tfjs-core')
   }
-  const folder = wasmPath ?? path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')) + path.sep
+  const folder =
+    wasmPath ?? path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')) + path.sep
   // setWasmPaths throws once the module was instantiated (e.g. a second engine in tests); the first path stays.
   try {
     wasm.setWasmPaths(folder.endsWith('/') || folder.endsWith(path.sep) ? folder : folder + path.sep)
@@ -175,7 +182,9 @@ async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
   const threads = wasm.getThreadsCount()
   features['xnnpack-simd'] = xnnSimd ? on('tfjs-backend-wasm-simd.wasm') : off('this runtime has no WebAssembly SIMD')
   features['xnnpack-threads'] =
-    threads > 1 ? on(`${threads} threads`) : off('1 thread: tfjs-backend-wasm threads need a browser Worker (see README, Engine)')
+    threads > 1
+      ? on(`${threads} threads`)
+      : off('1 thread: tfjs-backend-wasm threads need a browser Worker (see README, Engine)')
   const patches = ['lazy-conv-gradients', 'fused-batch-norm', 'fused-adam'].filter((k) => features[k]!.on).length
   const kernels = features['simd-kernels']!.on ? 'SIMD kernels' : 'JS loops (no SIMD kernels)'
   return {
@@ -196,7 +205,9 @@ function simdFeature(): EngineFeature {
   if (reason) return off(reason)
   const backend = asWasm(tf.backend())
   if (!backend.wasm?.asm?.memory) {
-    throw new Error("tfjs-backend-wasm does not expose its heap's WebAssembly.Memory (wasm.asm.memory): the engine needs updating for this tfjs")
+    throw new Error(
+      "tfjs-backend-wasm does not expose its heap's WebAssembly.Memory (wasm.asm.memory): the engine needs updating for this tfjs"
+    )
   }
   simd(backend) // throws when the module is broken
   const relaxed = runtimeHasRelaxedSimd()

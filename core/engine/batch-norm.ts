@@ -46,7 +46,8 @@ export function installFusedBatchNorm(): EngineFeature {
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: Call }
   if (typeof proto.call !== 'function') return off('this tfjs-layers has no BatchNormalization.prototype.call')
   for (const field of ['axis', 'momentum', 'epsilon', 'center', 'scale'] as const) {
-    if (!(field in tf.layers.batchNormalization({}))) return off(`this tfjs-layers BatchNormalization has no '${field}' field`)
+    if (!(field in tf.layers.batchNormalization({})))
+      return off(`this tfjs-layers BatchNormalization has no '${field}' field`)
   }
   original = proto.call
   const stock = original
@@ -54,7 +55,18 @@ export function installFusedBatchNorm(): EngineFeature {
     const x = Array.isArray(inputs) ? inputs[0] : inputs
     const training = kwargs?.['training'] ?? false
     const lastAxis = x !== undefined && (this.axis === -1 || this.axis === x.rank - 1)
-    if (tf.getBackend() !== 'wasm' || !training || !x || !lastAxis || x.rank < 2 || !this.center || !this.scale || !this.gamma || !this.beta || x.dtype !== 'float32') {
+    if (
+      tf.getBackend() !== 'wasm' ||
+      !training ||
+      !x ||
+      !lastAxis ||
+      x.rank < 2 ||
+      !this.center ||
+      !this.scale ||
+      !this.gamma ||
+      !this.beta ||
+      x.dtype !== 'float32'
+    ) {
       return stock.call(this, inputs, kwargs)
     }
     return tf.tidy(() => {

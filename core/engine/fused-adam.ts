@@ -39,15 +39,18 @@ export function checkFusedAdam(): EngineFeature {
   const adam = tf.train.adam(1e-3) as unknown as Record<string, unknown>
   try {
     for (const field of ['learningRate', 'beta1', 'beta2', 'epsilon'] as const) {
-      if (typeof adam[field] !== 'number') return off(`tfjs's AdamOptimizer has no numeric '${field}'; stock update used`)
+      if (typeof adam[field] !== 'number')
+        return off(`tfjs's AdamOptimizer has no numeric '${field}'; stock update used`)
     }
     for (const field of ['accBeta1', 'accBeta2'] as const) {
-      if (!(adam[field] instanceof tf.Variable)) return off(`tfjs's AdamOptimizer has no '${field}' variable; stock update used`)
+      if (!(adam[field] instanceof tf.Variable))
+        return off(`tfjs's AdamOptimizer has no '${field}' variable; stock update used`)
     }
     for (const field of ['accumulatedFirstMoment', 'accumulatedSecondMoment'] as const) {
       if (!Array.isArray(adam[field])) return off(`tfjs's AdamOptimizer has no '${field}' list; stock update used`)
     }
-    if (typeof adam['incrementIterations'] !== 'function') return off("tfjs's AdamOptimizer has no incrementIterations()")
+    if (typeof adam['incrementIterations'] !== 'function')
+      return off("tfjs's AdamOptimizer has no incrementIterations()")
     return on('Adam update in one pass per variable over the wasm heap')
   } finally {
     ;(adam as unknown as tf.Optimizer).dispose()
@@ -71,7 +74,8 @@ export function applyGradients(optimizer: tf.Optimizer, grads: NamedGradient[]):
   // Not `instanceof`: tfjs optimizers duck-type `Symbol.hasInstance`, so every optimizer is an Adam by it.
   // Only an optimizer that runs stock Adam's update gets the fused equivalent.
   const stockAdam = optimizer.applyGradients === tf.AdamOptimizer.prototype.applyGradients && 'accBeta1' in optimizer
-  if (stockAdam && tf.getBackend() === 'wasm' && (fusedAdamUsable ??= checkFusedAdam().on)) {
+  if (stockAdam && tf.getBackend() === 'wasm') fusedAdamUsable ??= checkFusedAdam().on
+  if (stockAdam && tf.getBackend() === 'wasm' && fusedAdamUsable) {
     applyAdamWasm(optimizer as unknown as AdamState, grads)
   } else {
     optimizer.applyGradients(grads as Array<{ name: string; tensor: tf.Tensor }>)
@@ -109,8 +113,22 @@ function applyAdamWasm(adam: AdamState, grads: NamedGradient[]): void {
     if (kernels) {
       const at = (info: tf.TensorInfo) => addressOf(backend, info)
       kernels.adam(
-        at(gradient), at(firstMoment), at(secondMoment), at(value), at(mOut), at(vOut), at(wOut), value.size,
-        beta1, 1 - beta1, beta2, 1 - beta2, 1 - accBeta1, 1 - accBeta2, step, epsilon
+        at(gradient),
+        at(firstMoment),
+        at(secondMoment),
+        at(value),
+        at(mOut),
+        at(vOut),
+        at(wOut),
+        value.size,
+        beta1,
+        1 - beta1,
+        beta2,
+        1 - beta2,
+        1 - accBeta1,
+        1 - accBeta2,
+        step,
+        epsilon
       )
     } else {
       adamJs(backend, gradient, firstMoment, secondMoment, value, mOut, vOut, wOut, adam, accBeta1, accBeta2)

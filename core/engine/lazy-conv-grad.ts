@@ -31,7 +31,9 @@ interface Conv2DLayer {
 
 type Call = (this: Conv2DLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor
 
-const ON = on('Conv2D layers without bias or activation call tf.conv2d under a gradient tape (input gradient only when needed)')
+const ON = on(
+  'Conv2D layers without bias or activation call tf.conv2d under a gradient tape (input gradient only when needed)'
+)
 
 let installed = false
 
@@ -59,7 +61,14 @@ export function installLazyConvGradients(): EngineFeature {
     const x = Array.isArray(inputs) ? inputs[0] : inputs
     if (!plain || !x || x.rank !== 4) return stock.call(this, inputs, kwargs)
     const kernel = this.kernel.read() as tf.Tensor4D
-    return tf.conv2d(x as tf.Tensor4D, kernel, this.strides as [number, number], this.padding as 'same' | 'valid', 'NHWC', this.dilationRate as [number, number])
+    return tf.conv2d(
+      x as tf.Tensor4D,
+      kernel,
+      this.strides as [number, number],
+      this.padding as 'same' | 'valid',
+      'NHWC',
+      this.dilationRate as [number, number]
+    )
   } as Call
   installed = true
   return ON

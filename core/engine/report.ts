@@ -39,7 +39,9 @@ export function tfjsVersions(): Record<string, string> {
 export function versionCheck(versions: Readonly<Record<string, string>>): EngineFeature {
   const other = Object.entries(versions).filter(([, v]) => v !== TESTED_TFJS_VERSION)
   return other.length
-    ? off(`verified against tfjs ${TESTED_TFJS_VERSION}, running ${other.map(([k, v]) => `${k} ${v}`).join(', ')}: patches may not hold`)
+    ? off(
+        `verified against tfjs ${TESTED_TFJS_VERSION}, running ${other.map(([k, v]) => `${k} ${v}`).join(', ')}: patches may not hold`
+      )
     : on(`tfjs ${TESTED_TFJS_VERSION}, as verified`)
 }
 

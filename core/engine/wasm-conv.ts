@@ -42,11 +42,7 @@ type ConvAttrs = {
   dilations?: number | [number, number]
 }
 
-function convInfo(
-  xShape: number[],
-  filterShape: number[],
-  attrs: ConvAttrs
-): tf.backend_util.Conv2DInfo {
+function convInfo(xShape: number[], filterShape: number[], attrs: ConvAttrs): tf.backend_util.Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -110,7 +106,12 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
  * where A is the transposed im2col of x for the chunk's positions (built with SIMD transposes) and dy's rows
  * for the chunk are XNNPACK's packed operand. The result's rows are already `[kh, kw, ci]`.
  */
-function filterGradGemm(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+function filterGradGemm(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo
+): tf.TensorInfo {
   const { batchSize: n, inHeight: ih, inWidth: iw, inChannels: ci, outHeight: oh, outWidth: ow } = info
   const { outChannels: co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info
   const pt = info.padInfo.top
@@ -133,7 +134,8 @@ function filterGradGemm(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
     const xAt = addressOf(backend, x)
     const aAt = addressOf(backend, a)
     const transpose = kernels
-      ? (src: number, dst: number, rows: number) => kernels.transpose(xAt + src * 4, sw * ci, aAt + dst * 4, k, rows, ci)
+      ? (src: number, dst: number, rows: number) =>
+          kernels.transpose(xAt + src * 4, sw * ci, aAt + dst * 4, k, rows, ci)
       : (src: number, dst: number, rows: number) => transposeInto(backend, x, src, sw * ci, a, dst, k, rows, ci)
     for (let bi = 0; bi < nb; bi++) {
       for (let y = 0; y < oh; y++) {
@@ -228,13 +230,11 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
       if (pr.count === 0 || pc.count === 0 || pr.taps === 0 || pc.taps === 0) continue
       // Sub-kernel [taps_r, taps_c, co, ci]: tap (j, l) holds W[r + s*(Jr-1-j), c + s*(Jc-1-l)] transposed.
       const sub = backend.makeOutput([pr.taps, pc.taps, co, ci], 'float32')
-      {
-        for (let j = 0; j < pr.taps; j++) {
-          for (let l = 0; l < pc.taps; l++) {
-            const y = pr.residue + sh * (pr.taps - 1 - j)
-            const x = pc.residue + sw * (pc.taps - 1 - l)
-            transposeInto(backend, filter, (y * kw + x) * ci * co, co, sub, (j * pc.taps + l) * co * ci, ci, ci, co)
-          }
+      for (let j = 0; j < pr.taps; j++) {
+        for (let l = 0; l < pc.taps; l++) {
+          const y = pr.residue + sh * (pr.taps - 1 - j)
+          const x = pc.residue + sw * (pc.taps - 1 - l)
+          transposeInto(backend, filter, (y * kw + x) * ci * co, co, sub, (j * pc.taps + l) * co * ci, ci, ci, co)
         }
       }
       const pads = { top: pr.padBefore, bottom: pr.padAfter, left: pc.padBefore, right: pc.padAfter }
@@ -304,20 +304,18 @@ export function conv2D(args: KernelArgs): tf.TensorInfo {
   const left = ow - 1 - info.padInfo.left
   const image = backend.makeOutput([co, lh, lw, ci], 'float32')
   const xFilter = backend.makeOutput([ih, iw, ci, n], 'float32')
-  {
-    heapF32(backend, image).fill(0)
-    for (let k = 0; k < lh; k++) {
-      const a = k - top
-      if (a < 0 || a >= kh) continue
-      for (let l = 0; l < lw; l++) {
-        const b = l - left
-        if (b < 0 || b >= kw) continue
-        // Tap (a, b) of W is [ci, co]; it becomes pixel (k, l) of every image o: [co][..][ci].
-        transposeInto(backend, filter, (a * kw + b) * ci * co, co, image, (k * lw + l) * ci, lh * lw * ci, ci, co)
-      }
+  heapF32(backend, image).fill(0)
+  for (let k = 0; k < lh; k++) {
+    const a = k - top
+    if (a < 0 || a >= kh) continue
+    for (let l = 0; l < lw; l++) {
+      const b = l - left
+      if (b < 0 || b >= kw) continue
+      // Tap (a, b) of W is [ci, co]; it becomes pixel (k, l) of every image o: [co][..][ci].
+      transposeInto(backend, filter, (a * kw + b) * ci * co, co, image, (k * lw + l) * ci, lh * lw * ci, ci, co)
     }
-    for (let q = 0; q < ih * iw; q++) transposeInto(backend, x, q * ci, ih * iw * ci, xFilter, q * ci * n, n, n, ci)
   }
+  for (let q = 0; q < ih * iw; q++) transposeInto(backend, x, q * ci, ih * iw * ci, xFilter, q * ci * n, n, n, ci)
   const z = conv(backend, image, xFilter, { top: 0, bottom: 0, left: 0, right: 0 }, [1, 1], true)
   dispose(backend, image, xFilter)
   const y = backend.makeOutput([n, oh, ow, co], 'float32')

@@ -40,11 +40,11 @@ export interface WasmBackend {
 
 export type KernelArgs = {
   inputs: tf.NamedTensorInfoMap
-  backend: {}
+  backend: object
   attrs?: tf.NamedAttrMap
 }
 
-export function asWasm(backend: {}): WasmBackend {
+export function asWasm(backend: object): WasmBackend {
   return backend as WasmBackend
 }
 

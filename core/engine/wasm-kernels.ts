@@ -9,7 +9,17 @@ import * as tf from '@tensorflow/tfjs'
 import { conv2D, conv2DBackpropFilter, conv2DBackpropInput } from './wasm-conv.js'
 import type { KernelArgs } from './wasm-heap.js'
 import { BATCH_NORM_GRAD_KERNEL } from './batch-norm.js'
-import { batchNormTrainingGrad, identity, maxPoolGrad, mean, padV2, setStockKernel, slice, sum, tile } from './wasm-memory.js'
+import {
+  batchNormTrainingGrad,
+  identity,
+  maxPoolGrad,
+  mean,
+  padV2,
+  setStockKernel,
+  slice,
+  sum,
+  tile,
+} from './wasm-memory.js'
 
 type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]
 

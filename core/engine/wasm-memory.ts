@@ -25,7 +25,10 @@ export function fallback(name: string, args: KernelArgs): tf.TensorInfo {
   const config = stock.get(name)
   if (!config) throw new Error(`wasm ${name}: unsupported input and no stock kernel`)
   let done = setUp.get(args.backend)
-  if (!done) setUp.set(args.backend, (done = new Set()))
+  if (!done) {
+    done = new Set()
+    setUp.set(args.backend, done)
+  }
   if (!done.has(name)) {
     config.setupFunc?.(args.backend)
     done.add(name)
@@ -79,7 +82,12 @@ export function tile(args: KernelArgs): tf.TensorInfo {
 }
 
 /** dst[d + block*k .. ] = dst[d .. d+block] for k < times, in log2(times) copies. */
-function repeat(dst: { copyWithin(target: number, start: number, end: number): unknown }, d: number, block: number, times: number) {
+function repeat(
+  dst: { copyWithin(target: number, start: number, end: number): unknown },
+  d: number,
+  block: number,
+  times: number
+) {
   let filled = 1
   while (filled < times) {
     const n = Math.min(filled, times - filled)
@@ -127,7 +135,15 @@ export function padV2(args: KernelArgs): tf.TensorInfo {
     dst.fill(constantValue)
   }
   if (sizeOf(x.shape) === 0) return out
-  copyBox(heapView(backend, x), x.shape, new Array(x.shape.length).fill(0), dst, outShape, paddings.map((p) => p[0]), x.shape)
+  copyBox(
+    heapView(backend, x),
+    x.shape,
+    new Array(x.shape.length).fill(0),
+    dst,
+    outShape,
+    paddings.map((p) => p[0]),
+    x.shape
+  )
   return out
 }
 
@@ -286,10 +302,22 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     const scratch = backend.makeOutput([2 * info.inChannels], 'float32')
     heapView(backend, dx).fill(0)
     kernels.maxPoolGrad(
-      addressOf(backend, input), addressOf(backend, dy), addressOf(backend, dx), addressOf(backend, scratch),
-      info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth,
-      info.strideHeight, info.strideWidth, info.effectiveFilterHeight, info.effectiveFilterWidth,
-      info.padInfo.top, info.padInfo.left
+      addressOf(backend, input),
+      addressOf(backend, dy),
+      addressOf(backend, dx),
+      addressOf(backend, scratch),
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.outHeight,
+      info.outWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.effectiveFilterHeight,
+      info.effectiveFilterWidth,
+      info.padInfo.top,
+      info.padInfo.left
     )
     backend.disposeData(scratch.dataId)
     return dx
@@ -355,7 +383,14 @@ export function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
   let sumDy: Float64Array | Float32Array
   let sumDyXc: Float64Array | Float32Array
   if (useSimd) {
-    kernels.bnGradSums(addressOf(backend, dy!), addressOf(backend, x!), addressOf(backend, mean!), rows, c, addressOf(backend, scratch))
+    kernels.bnGradSums(
+      addressOf(backend, dy!),
+      addressOf(backend, x!),
+      addressOf(backend, mean!),
+      rows,
+      c,
+      addressOf(backend, scratch)
+    )
     const s = heapView(backend, scratch) as Float32Array
     sumDy = s.slice(0, c)
     sumDyXc = s.slice(c, 2 * c)
@@ -391,7 +426,14 @@ export function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
     coef[3 * c + j] = (-a * sumDy[j]!) / rows
   }
   if (useSimd) {
-    kernels.bnGradApply(addressOf(backend, dy!), addressOf(backend, x!), addressOf(backend, dx), rows, c, addressOf(backend, scratch))
+    kernels.bnGradApply(
+      addressOf(backend, dy!),
+      addressOf(backend, x!),
+      addressOf(backend, dx),
+      rows,
+      c,
+      addressOf(backend, scratch)
+    )
   } else {
     const dys = heapView(backend, dy!) as Float32Array
     const xs = heapView(backend, x!) as Float32Array

@@ -12,7 +12,7 @@
  * by `versionId` is refused.
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { createHash, randomBytes } from 'node:crypto'
 import { basename, dirname, join, resolve, sep } from 'node:path'
@@ -38,7 +38,10 @@ const STALE_LOCK_MS = 30_000
 
 export class InvalidKeyError extends Error {
   override readonly name = 'InvalidKeyError'
-  constructor(readonly key: string, why: string) {
+  constructor(
+    readonly key: string,
+    why: string
+  ) {
     super(`invalid store key ${JSON.stringify(key)}: ${why}`)
   }
 }
@@ -81,7 +84,7 @@ export class FolderStore implements ObjectStore {
       if (etag !== unquote(options.ifMatch)) throw new PreconditionFailedError(key, describeCondition(options))
     }
     // Open first so that a missing key is an `undefined`, not an error event on the stream later.
-    let handle
+    let handle: Awaited<ReturnType<typeof open>> | undefined
     try {
       handle = await open(this.pathOf(key), 'r')
       if (!(await handle.stat()).isFile()) {
@@ -164,7 +167,10 @@ export class FolderStore implements ObjectStore {
         break
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-        const since = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0)
+        const since = await stat(lock).then(
+          (s) => Date.now() - s.mtimeMs,
+          () => 0
+        )
         if (since > STALE_LOCK_MS) await rm(lock, { force: true })
         else await sleep(wait)
       }
@@ -183,7 +189,7 @@ export class FolderStore implements ObjectStore {
   }
 
   private async walk(dir: string, prefix: string, out: StoredObject[]): Promise<void> {
-    let entries
+    let entries: Dirent[]
     try {
       entries = await readdir(join(this.root, dir), { withFileTypes: true })
     } catch (err) {
@@ -195,7 +201,7 @@ export class FolderStore implements ObjectStore {
       const key = dir + entry.name
       if (entry.isDirectory()) {
         // Descend only where keys below can still match the prefix.
-        const below = key + '/'
+        const below = `${key}/`
         if (below.startsWith(prefix) || prefix.startsWith(below)) await this.walk(below, prefix, out)
       } else if (entry.isFile() && key.startsWith(prefix)) {
         const info = await stat(join(this.root, key))

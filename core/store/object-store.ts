@@ -50,7 +50,7 @@ export class PreconditionFailedError extends Error {
   constructor(
     readonly key: string,
     condition: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions
   ) {
     super(`precondition failed for ${key} (${condition})`, options)
   }
@@ -92,9 +92,9 @@ export async function putJson(
   store: ObjectStore,
   key: string,
   value: unknown,
-  options: Omit<PutOptions, 'contentType'> = {},
+  options: Omit<PutOptions, 'contentType'> = {}
 ): Promise<void> {
-  await store.put(key, JSON.stringify(value, null, 2) + '\n', { ...options, contentType: 'application/json' })
+  await store.put(key, `${JSON.stringify(value, null, 2)}\n`, { ...options, contentType: 'application/json' })
 }
 
 export interface UpdateJsonOptions {
@@ -121,14 +121,17 @@ export async function updateJson<T>(
   store: ObjectStore,
   key: string,
   change: (current: T | undefined) => T | undefined | Promise<T | undefined>,
-  options: UpdateJsonOptions = {},
+  options: UpdateJsonOptions = {}
 ): Promise<T | undefined> {
   const attempts = options.attempts ?? 10
   if (options.createFirst) {
     const created = await change(undefined)
     if (created === undefined) return undefined
     try {
-      await store.put(key, JSON.stringify(created, null, 2) + '\n', { contentType: 'application/json', ifNoneMatch: '*' })
+      await store.put(key, `${JSON.stringify(created, null, 2)}\n`, {
+        contentType: 'application/json',
+        ifNoneMatch: '*',
+      })
       return created
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err
@@ -141,7 +144,7 @@ export async function updateJson<T>(
     if (next === undefined) return undefined
     const condition = entry === undefined ? { ifNoneMatch: '*' as const } : { ifMatch: entry.etag }
     try {
-      await store.put(key, JSON.stringify(next, null, 2) + '\n', { contentType: 'application/json', ...condition })
+      await store.put(key, `${JSON.stringify(next, null, 2)}\n`, { contentType: 'application/json', ...condition })
       return next
     } catch (err) {
       if (!(err instanceof PreconditionFailedError) || attempt >= attempts) throw err

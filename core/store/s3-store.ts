@@ -94,7 +94,8 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Body, options?: PutOptions): Promise<void> {
     const contentType = options?.contentType ?? 'application/octet-stream'
     const params = { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }
-    const size = body instanceof Readable ? undefined : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+    const size =
+      body instanceof Readable ? undefined : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
     const conditional = options?.ifNoneMatch !== undefined || options?.ifMatch !== undefined
     if (conditional) {
       if (size === undefined || size >= this.partSize) {
@@ -108,7 +109,8 @@ export class S3Store implements ObjectStore {
         await this.client.send(new PutObjectCommand({ ...params, ...condition }))
       } catch (err) {
         // 412: the condition did not hold; 409 ConditionalRequestConflict: a concurrent conditional write won
-        if (isPreconditionFailure(err)) throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
+        if (isPreconditionFailure(err))
+          throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
         throw err
       }
       return
@@ -138,7 +140,7 @@ export class S3Store implements ObjectStore {
           Prefix: prefix,
           ContinuationToken: token,
           ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}),
-        }),
+        })
       )
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined) continue
@@ -177,14 +179,15 @@ export class S3Store implements ObjectStore {
           Key: key,
           ...(options?.versionId ? { VersionId: options.versionId } : {}),
           ...(options?.ifMatch ? { IfMatch: quoted(options.ifMatch) } : {}),
-        }),
+        })
       )
       const { Body } = out
       if (!Body) throw new Error(`GetObject ${this.location}/${key} returned no body`)
       return { ...out, Body }
     } catch (err) {
       if (isNotFound(err)) return undefined
-      if (isPreconditionFailure(err)) throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
+      if (isPreconditionFailure(err))
+        throw new PreconditionFailedError(key, describeCondition(options ?? {}), { cause: err })
       throw err
     }
   }
@@ -195,7 +198,9 @@ const quoted = (etag: string) => (etag.startsWith('"') ? etag : `"${etag}"`)
 function isPreconditionFailure(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
   const status = e?.$metadata?.httpStatusCode
-  return e?.name === 'PreconditionFailed' || e?.name === 'ConditionalRequestConflict' || status === 412 || status === 409
+  return (
+    e?.name === 'PreconditionFailed' || e?.name === 'ConditionalRequestConflict' || status === 412 || status === 409
+  )
 }
 
 /** NoSuchKey on GET, NotFound (a bare 404, HEAD has no body) on HEAD. NoSuchBucket stays an error. */

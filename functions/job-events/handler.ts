@@ -39,7 +39,11 @@ export function runIdOf(detail: BatchJobStateChange['detail']): string | undefin
  * Why the job failed, in one line: Batch's reason, the last attempt's container reason and exit code.
  * @example "Essential container in task exited; container: OutOfMemoryError: Container killed due to memory usage; exit code 137; 1 attempt"
  */
-export function failureReason(detail: BatchJobStateChange['detail']): { reason: string; exitCode?: number; attempts: number } {
+export function failureReason(detail: BatchJobStateChange['detail']): {
+  reason: string
+  exitCode?: number
+  attempts: number
+} {
   const last = detail.attempts.at(-1)
   const container = last?.container ?? detail.container
   const exitCode = container?.exitCode
@@ -79,28 +83,33 @@ async function handle(detail: BatchJobStateChange['detail'], deps: JobEventDeps)
   const failure = failureReason(detail)
   const now = (deps.now?.() ?? new Date()).toISOString()
   let outcome: JobEventResult = { result: 'recorded', runId, reason: failure.reason }
-  await updateJson<RunStatus>(deps.store, runKeys(runId).status, (raw) => {
-    const current = raw === undefined ? undefined : RunStatus.safeParse(raw)
-    if (current?.success && current.data.state === 'succeeded') {
-      outcome = { result: 'skipped', runId, reason: 'the run already succeeded' }
-      return undefined
-    }
-    const base: RunStatus = current?.success
-      ? current.data
-      : { runId, state: 'failed', dataset: { key: datasetKeyOf(detail) }, createdAt: now, updatedAt: now }
-    const keepOwnReason = base.state === 'failed' && base.reason !== undefined && raw !== undefined
-    const reason = keepOwnReason ? base.reason! : failure.reason
-    outcome = { result: 'recorded', runId, reason }
-    return {
-      ...base,
-      state: 'failed',
-      reason,
-      jobId: base.jobId ?? detail.jobId,
-      attempts: failure.attempts,
-      ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
-      updatedAt: now,
-    }
-  }, { createFirst: true }) // the role has no s3:ListBucket: never read a status.json that may not exist
+  await updateJson<RunStatus>(
+    deps.store,
+    runKeys(runId).status,
+    (raw) => {
+      const current = raw === undefined ? undefined : RunStatus.safeParse(raw)
+      if (current?.success && current.data.state === 'succeeded') {
+        outcome = { result: 'skipped', runId, reason: 'the run already succeeded' }
+        return undefined
+      }
+      const base: RunStatus = current?.success
+        ? current.data
+        : { runId, state: 'failed', dataset: { key: datasetKeyOf(detail) }, createdAt: now, updatedAt: now }
+      const keepOwnReason = base.state === 'failed' && base.reason !== undefined && raw !== undefined
+      const reason = keepOwnReason ? base.reason! : failure.reason
+      outcome = { result: 'recorded', runId, reason }
+      return {
+        ...base,
+        state: 'failed',
+        reason,
+        jobId: base.jobId ?? detail.jobId,
+        attempts: failure.attempts,
+        ...(failure.exitCode === undefined ? {} : { exitCode: failure.exitCode }),
+        updatedAt: now,
+      }
+    },
+    { createFirst: true }
+  ) // the role has no s3:ListBucket: never read a status.json that may not exist
   return outcome
 }
 

@@ -25,7 +25,9 @@ export const BatchJobStateChangeSchema = z.looseObject({
     jobQueue: z.string().optional(),
     status: z.string(),
     statusReason: z.string().optional(),
-    attempts: z.array(z.looseObject({ container: Container.optional(), statusReason: z.string().optional() })).default([]),
+    attempts: z
+      .array(z.looseObject({ container: Container.optional(), statusReason: z.string().optional() }))
+      .default([]),
     container: Container.extend({
       environment: z.array(z.looseObject({ name: z.string(), value: z.string().optional() })).default([]),
     }).optional(),

@@ -221,7 +221,7 @@ const modeUnavailable = () =>
     400,
     'mode_unavailable',
     'mode "detect" needs a face detector, and this server has none loaded',
-    'use mode "auto" (answers for the whole image when no face can be found) or "whole"',
+    'use mode "auto" (answers for the whole image when no face can be found) or "whole"'
   )
 
 /** One image through the face pipeline; a file that does not decode is reported in place, not thrown. */
@@ -270,7 +270,7 @@ function limitBody(maxBytes: number): MiddlewareHandler {
     throw tooLarge(maxBytes)
   }
   const limiters = Object.fromEntries(
-    (Object.keys(limits) as BodyKind[]).map((kind) => [kind, bodyLimit({ maxSize: limits[kind], onError })]),
+    (Object.keys(limits) as BodyKind[]).map((kind) => [kind, bodyLimit({ maxSize: limits[kind], onError })])
   ) as Record<BodyKind, MiddlewareHandler>
   return (c, next) => limiters[bodyKind(c.req.header('content-type')) ?? 'raw'](c, next)
 }

@@ -82,7 +82,7 @@ export function parseServerConfig(env: Readonly<Record<string, string | undefine
 function parse<S extends z.ZodType>(
   schema: S,
   env: Readonly<Record<string, string | undefined>>,
-  what: string,
+  what: string
 ): z.infer<S> {
   const parsed = schema.safeParse(env)
   if (parsed.success) return parsed.data

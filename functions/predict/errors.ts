@@ -33,7 +33,7 @@ export class ApiError extends HTTPException {
     override readonly status: ContentfulStatusCode,
     readonly code: ErrorCode,
     message: string,
-    readonly hint?: string,
+    readonly hint?: string
   ) {
     super(status, { message })
   }

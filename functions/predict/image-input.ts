@@ -78,7 +78,7 @@ export const tooLarge = (maxBytes: number) =>
     413,
     'payload_too_large',
     `the images are larger than the limit of ${formatBytes(maxBytes)} per request`,
-    'send smaller images, or fewer per request',
+    'send smaller images, or fewer per request'
   )
 
 export const unsupportedType = (contentType: string | undefined) =>
@@ -86,7 +86,7 @@ export const unsupportedType = (contentType: string | undefined) =>
     415,
     'unsupported_media_type',
     contentType ? `unsupported Content-Type ${mediaType(contentType)}` : 'the request has no Content-Type',
-    `send ${ACCEPTED}`,
+    `send ${ACCEPTED}`
   )
 
 /**
@@ -115,7 +115,7 @@ export async function readPredictInput(request: Request, limits: InputLimits): P
       400,
       'too_many_images',
       `the request carries ${parts.length} images; at most ${limits.maxImages} are accepted per request`,
-      'split the images over several requests',
+      'split the images over several requests'
     )
   }
   const total = parts.reduce((sum, p) => sum + p.bytes.byteLength, 0)
@@ -131,7 +131,7 @@ export async function readPredictInput(request: Request, limits: InputLimits): P
         415,
         'unsupported_media_type',
         `${label} is ${describeImageBytes(part.bytes)}, not JPEG, PNG or WebP`,
-        'only JPEG, PNG and WebP images are accepted (the bytes decide, not the Content-Type or file name)',
+        'only JPEG, PNG and WebP images are accepted (the bytes decide, not the Content-Type or file name)'
       )
     }
     return { index, ...(part.name !== undefined ? { name: part.name } : {}), bytes: part.bytes, format }
@@ -199,7 +199,12 @@ async function fromJson(request: Request): Promise<{ parts: RawPart[]; mode?: st
   const parsed = JsonBody.safeParse(body)
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    throw new ApiError(400, 'malformed_json', `unexpected JSON body: ${issues.join('; ')}`, 'send {"image": "<base64>"}')
+    throw new ApiError(
+      400,
+      'malformed_json',
+      `unexpected JSON body: ${issues.join('; ')}`,
+      'send {"image": "<base64>"}'
+    )
   }
   const { image, images, mode } = parsed.data
   const encoded = images ?? (image !== undefined ? [image] : undefined)
@@ -221,7 +226,12 @@ export function decodeBase64Image(value: string, field = '"image"'): Uint8Array 
   const dataUrl = /^data:([^,]*),/i.exec(value)
   if (dataUrl) {
     if (!/;base64$/i.test(dataUrl[1]!)) {
-      throw new ApiError(400, 'bad_base64', `the data: URL in ${field} is not base64-encoded`, 'use data:image/jpeg;base64,...')
+      throw new ApiError(
+        400,
+        'bad_base64',
+        `the data: URL in ${field} is not base64-encoded`,
+        'use data:image/jpeg;base64,...'
+      )
     }
     data = value.slice(dataUrl[0].length)
   }

@@ -49,7 +49,10 @@ export const MetricsSummary = z.object({
   bestEpoch: z.number().optional(),
   test: Group.nullable().optional(),
   val: Group.nullable().optional(),
-  baselines: z.record(z.string(), z.union([z.number(), z.string()])).nullable().optional(),
+  baselines: z
+    .record(z.string(), z.union([z.number(), z.string()]))
+    .nullable()
+    .optional(),
 })
 export type MetricsSummary = z.infer<typeof MetricsSummary>
 
@@ -269,7 +272,8 @@ export class ModelSource implements ModelProvider {
   /** The shared detector, loading it on first use; `undefined` when there is none or it failed to load. */
   private async faceDetector(): Promise<FaceDetector | undefined> {
     if (!this.loadDetector) return undefined
-    const loading = (this.detector ??= this.loadDetector())
+    this.detector ??= this.loadDetector()
+    const loading = this.detector
     try {
       return await loading
     } catch (err) {

@@ -150,7 +150,7 @@ async function main(): Promise<void> {
       (err: unknown) => {
         console.error(err)
         process.exit(1)
-      },
+      }
     )
   }
   process.once('SIGINT', stop)

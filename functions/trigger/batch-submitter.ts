@@ -32,7 +32,7 @@ export function batchSubmitter(props: BatchSubmitterProps): JobSubmitter {
             environment: Object.entries(runEnvironment(run)).map(([name, value]) => ({ name, value })),
           },
           // No `tags`: tagging on submit needs batch:TagResource, which grantSubmitJob does not give.
-        }),
+        })
       )
       if (!out.jobId) throw new Error(`SubmitJob for ${run.jobName} returned no jobId`)
       return out.jobId

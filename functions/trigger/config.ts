@@ -4,7 +4,11 @@
  */
 import { z } from 'zod'
 
-const required = (what: string) => z.string({ error: `required: ${what}` }).trim().min(1, `required: ${what}`)
+const required = (what: string) =>
+  z
+    .string({ error: `required: ${what}` })
+    .trim()
+    .min(1, `required: ${what}`)
 
 const EnvSchema = z.object({
   STORE_BUCKET: required('the dataset and run bucket'),

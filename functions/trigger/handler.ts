@@ -21,7 +21,7 @@ export type TriggerHandler = (event: unknown) => Promise<RecordResult[]>
 export function createHandler(deps: TriggerDeps): TriggerHandler {
   const log = deps.log ?? jsonLineLog
   return async (event: unknown) => {
-    let records
+    let records: ReturnType<typeof parseS3Event>['Records']
     try {
       records = parseS3Event(event).Records
     } catch (err) {
@@ -35,7 +35,7 @@ export function createHandler(deps: TriggerDeps): TriggerHandler {
       const why = failed.map((f) => f.error.message).join('; ')
       throw new TriggerError(
         failed.map((f) => f.error),
-        `${failed.length} of ${results.length} runs could not be submitted: ${why}`,
+        `${failed.length} of ${results.length} runs could not be submitted: ${why}`
       )
     }
     return results

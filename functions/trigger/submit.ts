@@ -40,7 +40,10 @@ export interface SubmitDeps {
 /** The submitter failed; the run's status says `failed` with the reason, and a redelivery will try again. */
 export class SubmitError extends Error {
   override readonly name = 'SubmitError'
-  constructor(readonly runId: string, cause: unknown) {
+  constructor(
+    readonly runId: string,
+    cause: unknown
+  ) {
     super(`could not start run ${runId}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
   }
 }
@@ -110,7 +113,7 @@ async function claimRun(
   key: string,
   claim: RunStatus,
   now: Date,
-  staleClaimSeconds: number,
+  staleClaimSeconds: number
 ): Promise<true | string> {
   try {
     await putJson(store, key, claim, { ifNoneMatch: '*' })

@@ -39,10 +39,7 @@ export const jsonLineLog = (line: Readonly<Record<string, unknown>>) => console.
  * @example
  * const results = await triggerRuns(event.Records, { store, submitter, bucket: 'my-bucket' })
  */
-export async function triggerRuns(
-  records: readonly S3EventRecordInput[],
-  deps: TriggerDeps,
-): Promise<RecordResult[]> {
+export async function triggerRuns(records: readonly S3EventRecordInput[], deps: TriggerDeps): Promise<RecordResult[]> {
   const log = deps.log ?? jsonLineLog
   const results: RecordResult[] = []
   for (const planned of plan(records, deps.bucket === undefined ? {} : { bucket: deps.bucket })) {

@@ -77,7 +77,11 @@ describe('agegender runs / status / metrics', () => {
 
   const seed = async () => {
     for (const s of [SUCCEEDED, FAILED, RUNNING]) await putJson(store, `runs/${s.runId}/status.json`, s)
-    await putJson(store, LATEST_MODEL_KEY, { runId: SUCCEEDED.runId, modelPrefix: `models/${SUCCEEDED.runId}/`, promotedAt: '2025-03-01T11:00:00Z' })
+    await putJson(store, LATEST_MODEL_KEY, {
+      runId: SUCCEEDED.runId,
+      modelPrefix: `models/${SUCCEEDED.runId}/`,
+      promotedAt: '2025-03-01T11:00:00Z',
+    })
   }
 
   it('runs: a table, newest first, with epoch, test MAE, age of the update and a note', async () => {
@@ -125,7 +129,13 @@ describe('agegender runs / status / metrics', () => {
       run(id, { state: 'running', epoch: 0, epochs: 2, reason: 'training on 200 images' }),
       run(id, { state: 'running', epoch: 0, epochs: 2, reason: 'training on 200 images' }),
       run(id, { state: 'running', epoch: 1, epochs: 2, reason: 'epoch 1 of 2 done' }),
-      run(id, { state: 'succeeded', epoch: 2, epochs: 2, promoted: true, summary: { testAgeMae: 7.25, testGenderAccuracy: 0.875 } }),
+      run(id, {
+        state: 'succeeded',
+        epoch: 2,
+        epochs: 2,
+        promoted: true,
+        summary: { testAgeMae: 7.25, testGenderAccuracy: 0.875 },
+      }),
     ]
     let poll = 0
     const io = captureIo({
@@ -139,7 +149,11 @@ describe('agegender runs / status / metrics', () => {
     const code = await main(['status', id, '--follow', '--bucket', s3().bucket], io)
     // Assess: one line per change, none for a repeat
     expect(code).toBe(0)
-    const lines = io.stdoutText().trim().split('\n').map((l) => l.replace(/^\d\d:\d\d:\d\d {2}/, ''))
+    const lines = io
+      .stdoutText()
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/^\d\d:\d\d:\d\d {2}/, ''))
     expect(lines.slice(0, 5)).toEqual([
       `waiting for run ${id} to be queued...`,
       'queued',
@@ -158,7 +172,10 @@ describe('agegender runs / status / metrics', () => {
   it('status --follow: gives up, exit 1, when the run never appears (the trigger skipped the upload)', async () => {
     let polls = 0
     const io = captureIo({ now: () => NOW, sleep: async () => void polls++ })
-    const code = await main(['status', 'never-eeeeeeeeee', '--follow', '--interval', '2', '--appear', '10', '--bucket', s3().bucket], io)
+    const code = await main(
+      ['status', 'never-eeeeeeeeee', '--follow', '--interval', '2', '--appear', '10', '--bucket', s3().bucket],
+      io
+    )
     expect(code).toBe(1)
     expect(polls).toBe(5)
     expect(io.stderrText()).toMatch(/no run never-eeeeeeeeee after 10 s: the trigger did not start one/)
@@ -174,7 +191,9 @@ describe('agegender runs / status / metrics', () => {
       expect(code).toBe(0)
       expect(out).toMatch(/^run\s+faces-aaaaaaaaaa \(succeeded, promoted, serving\)$/m)
       expect(out).toMatch(/^images\s+train 800, val 100, test 120; skipped 2 bad-name$/m)
-      expect(out).toMatch(/^test\s+age MAE 6\.10 years, RMSE 8\.20, within 5 years 50\.0%, gender accuracy 91\.0% \(120 images\)$/m)
+      expect(out).toMatch(
+        /^test\s+age MAE 6\.10 years, RMSE 8\.20, within 5 years 50\.0%, gender accuracy 91\.0% \(120 images\)$/m
+      )
       expect(out).toMatch(/^baselines\s+median-age MAE 15\.20, majority-gender accuracy 52\.0%$/m)
       expect(out).toMatch(/^training\s+3 epochs \(best 3\), 64 px, width 64, 140\.5 images\/s, 1 min 35 s in all$/m)
       expect(out).toContain(`report      s3://${s3().bucket}/runs/${SUCCEEDED.runId}/report.html`)

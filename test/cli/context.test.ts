@@ -18,7 +18,10 @@ describe('CLI S3 configuration', () => {
     const cwd = await mkdtemp(join(tmpdir(), 'cli-context-'))
     try {
       await mkdir(join(cwd, '.local'))
-      const saved = await loadOrCreateCredentials(join(cwd, '.local'), () => ({ accessKeyId: 'S3RVER', secretAccessKey: 'secret-1' }))
+      const saved = await loadOrCreateCredentials(join(cwd, '.local'), () => ({
+        accessKeyId: 'S3RVER',
+        secretAccessKey: 'secret-1',
+      }))
       const s3 = openS3({}, { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:4568' }, cwd)
       expect(await s3.client.config.credentials()).toMatchObject(saved)
       expect(await s3.localUrl('runs/a b/report.html')).toMatch(

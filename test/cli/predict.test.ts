@@ -21,7 +21,9 @@ import { squareDetector, squaresScene } from '../support/square-detector.js'
 import { captureIo } from './io.js'
 
 const listen = (server: Server) =>
-  new Promise<string>((done) => server.listen(0, '127.0.0.1', () => done(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)))
+  new Promise<string>((done) =>
+    server.listen(0, '127.0.0.1', () => done(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))
+  )
 const close = (server: Server) => new Promise((done) => server.close(done))
 
 describe('agegender predict', () => {
@@ -43,7 +45,13 @@ describe('agegender predict', () => {
     const [a, b] = await makeImages({ count: 2, size: 32, seed: 9 })
     await writeFile(join(work, 'a.jpg'), a!.bytes)
     await writeFile(join(work, 'b.jpg'), b!.bytes)
-    await writeFile(join(work, 'scene.jpg'), await squaresScene(160, 80, [{ x: 10, y: 10, width: 40, height: 40 }, { x: 90, y: 20, width: 50, height: 50 }]))
+    await writeFile(
+      join(work, 'scene.jpg'),
+      await squaresScene(160, 80, [
+        { x: 10, y: 10, width: 40, height: 40 },
+        { x: 90, y: 20, width: 50, height: 50 },
+      ])
+    )
     await writeFile(join(work, 'drawing.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>')
   })
   afterAll(async () => {
@@ -54,13 +62,19 @@ describe('agegender predict', () => {
 
   /** What the API answers for one file, asked directly. */
   async function apiAnswer(file: string, mode = 'auto'): Promise<ImageAnswer> {
-    const res = await fetch(`${api.url}/predict?mode=${mode}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: await readFile(join(work, file)) })
+    const res = await fetch(`${api.url}/predict?mode=${mode}`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: await readFile(join(work, file)),
+    })
     expect(res.status).toBe(200)
-    const { index: _index, ...image } = ((await res.json()) as { images: (ImageAnswer & { index: number })[] }).images[0]!
+    const { index: _index, ...image } = ((await res.json()) as { images: (ImageAnswer & { index: number })[] })
+      .images[0]!
     return image
   }
 
-  const percent = (f: FaceAnswer) => `${((f.gender === 'female' ? f.genderProbability : 1 - f.genderProbability) * 100).toFixed(1)}%`
+  const percent = (f: FaceAnswer) =>
+    `${((f.gender === 'female' ? f.genderProbability : 1 - f.genderProbability) * 100).toFixed(1)}%`
 
   it('prints one row per face, with age, calibrated range, gender, box and how it was found', async () => {
     const io = captureIo({ cwd: work, env: {} })
@@ -93,10 +107,18 @@ describe('agegender predict', () => {
   it('prints one JSON line per image with --json, as the API answers, and passes --mode', async () => {
     const io = captureIo({ cwd: work, env: {} })
     expect(await main(['predict', 'b.jpg', 'scene.jpg', '--json', '--mode', 'detect', '--url', api.url], io)).toBe(0)
-    const lines = io.stdoutText().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const lines = io
+      .stdoutText()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(lines).toEqual([
       { file: 'b.jpg', ...(await apiAnswer('b.jpg', 'detect')), model: expect.objectContaining({ runId: 'run-cli' }) },
-      { file: 'scene.jpg', ...(await apiAnswer('scene.jpg', 'detect')), model: expect.objectContaining({ runId: 'run-cli' }) },
+      {
+        file: 'scene.jpg',
+        ...(await apiAnswer('scene.jpg', 'detect')),
+        model: expect.objectContaining({ runId: 'run-cli' }),
+      },
     ])
     expect(lines[0]).toMatchObject({ mode: 'detect', fellBack: false, faces: [] })
   })
@@ -111,7 +133,11 @@ describe('agegender predict', () => {
     const files = Array.from({ length: MAX_IMAGES_PER_REQUEST + 3 }, (_, i) => (i % 2 ? 'a.jpg' : 'b.jpg'))
     const io = captureIo({ cwd: work, env: {} })
     expect(await main(['predict', ...files, '--json', '--url', api.url], io)).toBe(0)
-    const lines = io.stdoutText().trimEnd().split('\n').map((l) => JSON.parse(l) as { file: string; faces: FaceAnswer[] })
+    const lines = io
+      .stdoutText()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; faces: FaceAnswer[] })
     expect(lines.map((l) => l.file)).toEqual(files)
     const [a, b] = [await apiAnswer('a.jpg'), await apiAnswer('b.jpg')]
     for (const line of lines) expect(line.faces).toEqual((line.file === 'a.jpg' ? a : b).faces)
@@ -119,9 +145,17 @@ describe('agegender predict', () => {
 
   it('groups images into requests by count and bytes, a large file alone', () => {
     const sizes = (n: number, bytes: number) => Array.from({ length: n }, () => ({ bytes: new Uint8Array(bytes) }))
-    expect([...batches(sizes(MAX_IMAGES_PER_REQUEST * 2 + 1, 10))].map((b) => b.length)).toEqual([MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_REQUEST, 1])
+    expect([...batches(sizes(MAX_IMAGES_PER_REQUEST * 2 + 1, 10))].map((b) => b.length)).toEqual([
+      MAX_IMAGES_PER_REQUEST,
+      MAX_IMAGES_PER_REQUEST,
+      1,
+    ])
     const big = 3 * 1024 * 1024
-    expect([...batches([...sizes(1, 100), ...sizes(1, big), ...sizes(1, big), ...sizes(1, 100)])].map((b) => b.map((i) => i.bytes.length))).toEqual([
+    expect(
+      [...batches([...sizes(1, 100), ...sizes(1, big), ...sizes(1, big), ...sizes(1, 100)])].map((b) =>
+        b.map((i) => i.bytes.length)
+      )
+    ).toEqual([
       [100, big],
       [big, 100],
     ])
@@ -133,7 +167,7 @@ describe('agegender predict', () => {
     expect(await main(['predict', 'drawing.svg', 'a.jpg', 'missing.jpg', '--url', api.url], io)).toBe(1)
     expect(io.stderrText()).toBe(
       'drawing.svg: not sent: the file is SVG, not JPEG, PNG or WebP\n' +
-        `missing.jpg: cannot read: ENOENT: no such file or directory, open '${join(work, 'missing.jpg')}'\n`,
+        `missing.jpg: cannot read: ENOENT: no such file or directory, open '${join(work, 'missing.jpg')}'\n`
     )
     expect(io.stdoutText()).toMatch(/\na\.jpg\s+1\s+/)
   })
@@ -149,7 +183,11 @@ describe('agegender predict', () => {
     await writeFile(join(work, '.local', 'endpoints.json'), JSON.stringify({ predictUrl: api.url }))
     const io = captureIo({ cwd: work, env: {} })
     expect(await main(['predict', 'a.jpg', '--json'], io)).toBe(0)
-    expect(JSON.parse(io.stdoutText())).toMatchObject({ file: 'a.jpg', faces: [{ method: 'whole-image' }], model: { runId: 'run-cli' } })
+    expect(JSON.parse(io.stdoutText())).toMatchObject({
+      file: 'a.jpg',
+      faces: [{ method: 'whole-image' }],
+      model: { runId: 'run-cli' },
+    })
     await rm(join(work, '.local'), { recursive: true })
   })
 
@@ -175,7 +213,9 @@ describe('agegender predict', () => {
 
   it('accepts a base URL, a Function URL or a full /predict URL', () => {
     expect(predictEndpoint('http://127.0.0.1:8787')).toBe('http://127.0.0.1:8787/predict')
-    expect(predictEndpoint('https://abc.lambda-url.eu-west-1.on.aws/')).toBe('https://abc.lambda-url.eu-west-1.on.aws/predict')
+    expect(predictEndpoint('https://abc.lambda-url.eu-west-1.on.aws/')).toBe(
+      'https://abc.lambda-url.eu-west-1.on.aws/predict'
+    )
     expect(predictEndpoint('http://h/api/predict')).toBe('http://h/api/predict')
   })
 })

@@ -19,7 +19,6 @@ const s3 = useTestS3('cli-upload')
 
 describe('agegender upload', () => {
   let work: string
-  let folder: string
   let names: string[]
   const cli = async (...argv: string[]) => {
     const io = captureIo({ cwd: work })
@@ -37,14 +36,14 @@ describe('agegender upload', () => {
     work = await mkdtemp(join(tmpdir(), 'cli-upload-'))
     const images = await makeImages({ count: 30, size: 32, seed: 4 })
     names = [...images.map((i) => `part1/${i.name}`), 'labels.csv'].sort()
-    folder = await writeFolder(
+    await writeFolder(
       [
         ...images.map((i) => ({ name: `part1/${i.name}`, bytes: i.bytes })),
         { name: 'labels.csv', bytes: Buffer.from('file,age,gender\n') },
         { name: '.DS_Store', bytes: Buffer.from('junk') },
         { name: '.cache/x.jpg', bytes: images[0]!.bytes },
       ],
-      join(work, 'UTKFace'),
+      join(work, 'UTKFace')
     )
   })
   afterAll(() => rm(work, { recursive: true, force: true }))
@@ -54,7 +53,11 @@ describe('agegender upload', () => {
     const { code, out, err } = await cli('upload', 'UTKFace')
     // Assess
     expect(code, err).toBe(0)
-    expect(out).toMatch(new RegExp(`packing ${names.length} files \\(.+\\) from .+UTKFace into s3://cli-upload/datasets/UTKFace\\.tar\\.gz`))
+    expect(out).toMatch(
+      new RegExp(
+        `packing ${names.length} files \\(.+\\) from .+UTKFace into s3://cli-upload/datasets/UTKFace\\.tar\\.gz`
+      )
+    )
     expect(out).toMatch(/uploaded s3:\/\/cli-upload\/datasets\/UTKFace\.tar\.gz: .+ in .+/)
     const runId = /run (\S+) starts now/.exec(out)?.[1]
     expect(runId).toBe(triggerRunId('datasets/UTKFace.tar.gz'))
@@ -106,7 +109,9 @@ describe('agegender upload', () => {
     })
     const second = await cli('upload', 'faces.v2.zip', '--name', 'again')
     expect(second.code).toBe(0)
-    expect(second.out).toContain(`these exact bytes were uploaded before: run ${runId} exists (succeeded), no new run starts`)
+    expect(second.out).toContain(
+      `these exact bytes were uploaded before: run ${runId} exists (succeeded), no new run starts`
+    )
   })
 
   it('refuses what is not a dataset, with exit code 2', async () => {
@@ -114,13 +119,19 @@ describe('agegender upload', () => {
     await writeFolder([{ name: 'empty/' }], work)
     await writeFolder([{ name: 'docs/README.md', bytes: Buffer.from('# no faces') }], work)
     await writeFile(join(work, 'empty.zip'), await zipBuffer([]))
-    await writeFile(join(work, 'readme-only.tar.gz'), gzipSync(await tarBuffer([{ name: 'README.md', bytes: Buffer.from('# no faces') }])))
+    await writeFile(
+      join(work, 'readme-only.tar.gz'),
+      gzipSync(await tarBuffer([{ name: 'README.md', bytes: Buffer.from('# no faces') }]))
+    )
     await writeFile(join(work, 'zero.tar.gz'), '')
     const cases: [string[], RegExp][] = [
       [['upload', 'notes.txt'], /upload a folder or a .zip \/ .tar \/ .tar.gz \/ .tgz archive/],
       [['upload', 'missing-folder'], /no such file or folder/],
       [['upload', 'empty'], /holds no files/],
-      [['upload', 'docs'], /docs holds no images \(.jpg, .jpeg, .png or .webp files\): nothing to train on, not uploaded/],
+      [
+        ['upload', 'docs'],
+        /docs holds no images \(.jpg, .jpeg, .png or .webp files\): nothing to train on, not uploaded/,
+      ],
       [['upload', 'empty.zip'], /empty\.zip holds no images/],
       [['upload', 'readme-only.tar.gz'], /readme-only\.tar\.gz holds no images/],
       [['upload', 'zero.tar.gz'], /zero\.tar\.gz: .*not uploaded/],

@@ -76,10 +76,14 @@ describe('calibrateAgeInterval', () => {
     for (let i = 1; i < levels.length; i++) {
       const [prev, cur] = [width(calibrations[i - 1]!), width(calibrations[i]!)]
       expect(cur).toHaveLength(prev.length)
-      cur.forEach((w, b) => expect(w).toBeGreaterThanOrEqual(prev[b]!))
+      cur.forEach((w, b) => {
+        expect(w).toBeGreaterThanOrEqual(prev[b]!)
+      })
       expect(coverages[i]!).toBeGreaterThan(coverages[i - 1]!)
     }
-    levels.forEach((l, i) => expect(Math.abs(coverages[i]! - l)).toBeLessThan(0.03))
+    levels.forEach((l, i) => {
+      expect(Math.abs(coverages[i]! - l)).toBeLessThan(0.03)
+    })
   })
 
   it('merges bands with too few samples into a neighbour, keeping the bands contiguous', () => {

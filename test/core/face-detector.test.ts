@@ -62,7 +62,10 @@ describe.skipIf(!present)('face detection on synthetic scenes from UTKFace test 
         pasted++
         const expected = expectedFaceBox(face.region)
         const best = Math.max(0, ...found.map((f) => iou(f.box, expected)))
-        expect(best, `${face.entry.file} at ${JSON.stringify(face.region)} in a ${scene.width}×${scene.height} scene`).toBeGreaterThanOrEqual(0.5)
+        expect(
+          best,
+          `${face.entry.file} at ${JSON.stringify(face.region)} in a ${scene.width}×${scene.height} scene`
+        ).toBeGreaterThanOrEqual(0.5)
       }
       expect(found.length).toBe(scene.faces.length)
     }
@@ -110,7 +113,7 @@ describe.skipIf(!present)('face detection on synthetic scenes from UTKFace test 
     console.log(
       `mean abs diff at ${size} px vs the original crop: cut from the scene ${mean(fromScene).toFixed(1)}, ` +
         `unrelated crop ${mean(unrelated).toFixed(1)}; ` +
-        `framed square vs pasted square: mean IoU ${mean(frameIou).toFixed(3)}`,
+        `framed square vs pasted square: mean IoU ${mean(frameIou).toFixed(3)}`
     )
     expect(mean(fromScene)).toBeLessThan(0.4 * mean(unrelated))
     expect(mean(frameIou)).toBeGreaterThan(0.8)
@@ -159,7 +162,9 @@ describe.skipIf(!present)('face detection on synthetic scenes from UTKFace test 
   it('levels a tilted face: the crop of a rotated scene matches the upright one better than an unlevelled crop', async () => {
     const scene = scenes.find((s) => s.faces.length === 1)!
     const upright = await decodeOriented(scene.bytes)
-    const tilted = await decodeOriented(await sharp(scene.bytes).rotate(25, { background: '#000' }).jpeg({ quality: 95 }).toBuffer())
+    const tilted = await decodeOriented(
+      await sharp(scene.bytes).rotate(25, { background: '#000' }).jpeg({ quality: 95 }).toBuffer()
+    )
     const [a] = await detector.detect(upright)
     const [b] = await detector.detect(tilted)
     expect(b).toBeDefined()

@@ -5,7 +5,8 @@ import { toInferenceModel } from '../../core/inference-model.js'
 import { createModel } from '../../core/model.js'
 import { randomizeBatchNorms } from '../support/models.js'
 
-const outputs = (model: tf.LayersModel, x: tf.Tensor) => tf.tidy(() => (model.predict(x) as tf.Tensor[]).map((t) => t.arraySync() as number[][]))
+const outputs = (model: tf.LayersModel, x: tf.Tensor) =>
+  tf.tidy(() => (model.predict(x) as tf.Tensor[]).map((t) => t.arraySync() as number[][]))
 
 describe('toInferenceModel', () => {
   beforeAll(async () => {
@@ -31,7 +32,10 @@ describe('toInferenceModel', () => {
     expect(inference.outputNames).toEqual(['age', 'gender'])
     const after = outputs(inference, x)
     for (let o = 0; o < 2; o++) {
-      for (let i = 0; i < 4; i++) expect(Math.abs(after[o]![i]![0]! - before[o]![i]![0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(before[o]![i]![0]!)))
+      for (let i = 0; i < 4; i++)
+        expect(Math.abs(after[o]![i]![0]! - before[o]![i]![0]!)).toBeLessThan(
+          1e-4 * Math.max(1, Math.abs(before[o]![i]![0]!))
+        )
     }
     // the outputs really depend on the BatchNorm statistics (the comparison above could not pass by accident)
     expect(Math.abs(before[0]![0]![0]! - before[0]![1]![0]!)).toBeGreaterThan(1e-3)
@@ -46,7 +50,9 @@ describe('toInferenceModel', () => {
 
   it('leaves a BatchNorm alone when its convolution has another consumer', async () => {
     const input = tf.input({ shape: [8, 8, 2] })
-    const conv = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', useBias: false }).apply(input) as tf.SymbolicTensor
+    const conv = tf.layers
+      .conv2d({ filters: 3, kernelSize: 3, padding: 'same', useBias: false })
+      .apply(input) as tf.SymbolicTensor
     const bn = tf.layers.batchNormalization({ axis: -1 }).apply(conv) as tf.SymbolicTensor
     const sum = tf.layers.add().apply([bn, conv]) as tf.SymbolicTensor
     const model = tf.model({ inputs: input, outputs: sum })
@@ -55,7 +61,9 @@ describe('toInferenceModel', () => {
     const { model: inference, folded } = await toInferenceModel(model)
     expect(folded.batchNorms).toBe(0)
     const [a, b] = [(model.predict(x) as tf.Tensor).dataSync(), (inference.predict(x) as tf.Tensor).dataSync()]
-    a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(1e-5))
+    a.forEach((v, i) => {
+      expect(Math.abs(v - b[i]!)).toBeLessThan(1e-5)
+    })
     x.dispose()
     model.dispose()
     inference.dispose()

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { ageBand, baselines, computeMetrics, type Prediction } from '../../core/metrics.js'
 
 const p = (age: number, predictedAge: number, gender: 0 | 1, genderProbability: number, race?: number): Prediction => ({
-  age, predictedAge, gender, genderProbability, ...(race === undefined ? {} : { race }),
+  age,
+  predictedAge,
+  gender,
+  genderProbability,
+  ...(race === undefined ? {} : { race }),
 })
 
 describe('metrics', () => {

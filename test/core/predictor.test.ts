@@ -13,7 +13,9 @@ const SIZE = 32
 
 function randomImages(count: number, seed: number): Uint8Array[] {
   const rng = createRng(seed)
-  return Array.from({ length: count }, () => Uint8Array.from({ length: SIZE * SIZE * 3 }, () => Math.floor(rng.next() * 256)))
+  return Array.from({ length: count }, () =>
+    Uint8Array.from({ length: SIZE * SIZE * 3 }, () => Math.floor(rng.next() * 256))
+  )
 }
 
 describe('Predictor', () => {
@@ -32,7 +34,9 @@ describe('Predictor', () => {
       const [a2, g2] = model.predict(tf.reverse(x, 2)) as tf.Tensor[]
       return [a1!.add(a2!).div(2).arraySync() as number[][], g1!.add(g2!).div(2).arraySync() as number[][]]
     })
-    const unflipped = tf.tidy(() => (model.predict(normalize(toUnitBatch(images, SIZE))) as tf.Tensor[])[0]!.arraySync() as number[][])
+    const unflipped = tf.tidy(
+      () => (model.predict(normalize(toUnitBatch(images, SIZE))) as tf.Tensor[])[0]!.arraySync() as number[][]
+    )
     // Act
     const flipped = await new Predictor(model, defaultMeta(SIZE)).predictDecoded(images, 2)
     // Assess
@@ -51,7 +55,10 @@ describe('Predictor', () => {
     const images = randomImages(7, 3)
     const meta = defaultMeta(SIZE)
     const { model: folded } = await toInferenceModel(model)
-    const [a, b] = await Promise.all([new Predictor(model, meta).predictDecoded(images), new Predictor(folded, meta).predictDecoded(images)])
+    const [a, b] = await Promise.all([
+      new Predictor(model, meta).predictDecoded(images),
+      new Predictor(folded, meta).predictDecoded(images),
+    ])
     a.forEach((p, i) => {
       expect(Math.abs(p.age - b[i]!.age)).toBeLessThan(1e-4 * Math.max(1, p.age))
       expect(Math.abs(p.genderProbability - b[i]!.genderProbability)).toBeLessThan(1e-5)

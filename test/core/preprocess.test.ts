@@ -10,7 +10,9 @@ describe('preprocess', () => {
   it('decodes JPEG, PNG with alpha, WebP and grayscale to RGB at the requested size', async () => {
     const inputs = [
       await solid(50, 40, [200, 10, 10]).jpeg().toBuffer(),
-      await sharp({ create: { width: 30, height: 30, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } }).png().toBuffer(),
+      await sharp({ create: { width: 30, height: 30, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } })
+        .png()
+        .toBuffer(),
       await solid(64, 64, [10, 200, 10]).webp().toBuffer(),
       await solid(20, 20, [128, 128, 128]).grayscale().png().toBuffer(),
     ]
@@ -27,7 +29,10 @@ describe('preprocess', () => {
     // a 40x20 image, left half white, right half black, stored rotated by EXIF orientation 6 (90° clockwise)
     const raw = Buffer.alloc(40 * 20 * 3)
     for (let y = 0; y < 20; y++) for (let x = 0; x < 20; x++) raw.fill(255, (y * 40 + x) * 3, (y * 40 + x) * 3 + 3)
-    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).withMetadata({ orientation: 6 }).jpeg().toBuffer()
+    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer()
     const px = await decodeImage(jpeg, 16)
     // displayed upright the image is 20 wide and 40 tall with white on top: centre-cropped, the top row is white
     const top = px[(0 * 16 + 8) * 3]!

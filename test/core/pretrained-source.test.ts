@@ -31,7 +31,13 @@ describe.skipIf(!present)('pretrained weights from a URL', () => {
         return
       }
       // no keep-alive: a socket the server closes between tests must not be reused by the next fetch
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, connection: 'close' }).end(bytes)
+      res
+        .writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': bytes.length,
+          connection: 'close',
+        })
+        .end(bytes)
     })
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
     const { port } = server.address() as { port: number }
@@ -69,7 +75,9 @@ describe.skipIf(!present)('pretrained weights from a URL', () => {
   })
 
   it('names the URL and what to do when the download fails', async () => {
-    await expect(readPretrained(url.replace('model.safetensors', 'missing'))).rejects.toThrow(/HTTP 404.*s3:\/\/bucket\/key/)
+    await expect(readPretrained(url.replace('model.safetensors', 'missing'))).rejects.toThrow(
+      /HTTP 404.*s3:\/\/bucket\/key/
+    )
   })
 })
 
@@ -93,7 +101,9 @@ describe('pretrained sources', () => {
   })
 
   it('refuses plain http beyond loopback, other schemes and malformed digests', async () => {
-    await expect(readPretrained('http://example.com/w.safetensors')).rejects.toThrow(/must be a path, s3:\/\/ or https:\/\//)
+    await expect(readPretrained('http://example.com/w.safetensors')).rejects.toThrow(
+      /must be a path, s3:\/\/ or https:\/\//
+    )
     await expect(readPretrained('ftp://example.com/w')).rejects.toThrow(PretrainedSourceError)
     await expect(readPretrained('/nonexistent/w.safetensors')).rejects.toThrow(/cannot read pretrained weights/)
     await expect(readPretrained('/x', { sha256: 'xyz' })).rejects.toThrow(/64 hex digits/)

@@ -39,7 +39,9 @@ describe.skipIf(!present)('torchvision ResNet18 weights', () => {
     const tensors = parseSafetensors(readFileSync(`${FIXTURE}/model.safetensors`))
     const w = tensors.get('fc.weight')!
     const b = tensors.get('fc.bias')!
-    const logits = tf.tidy(() => features.matMul(tf.tensor2d(w.data, w.shape as [number, number]), false, true).add(tf.tensor1d(b.data)))
+    const logits = tf.tidy(() =>
+      features.matMul(tf.tensor2d(w.data, w.shape as [number, number]), false, true).add(tf.tensor1d(b.data))
+    )
     const l = await logits.data()
     const wantLogits = f32('logits.f32')
     let worstLogit = 0

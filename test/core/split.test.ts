@@ -11,13 +11,13 @@ const hasData = sharedPresent('data/utkface/splits.csv', 'splitOf on UTKFace')
 describe('splitOf', () => {
   it('maps the first 8 hex digits of the sha256, mod 10, to 0–7 train, 8 val, 9 test', () => {
     // 0x00000000 % 10 = 0, 0x00000008 = 8, 0x00000009 = 9, 0x0000000a = 10 → 0
-    expect(splitOfDigest('00000000' + 'f'.repeat(56))).toBe('train')
-    expect(splitOfDigest('00000008' + 'f'.repeat(56))).toBe('val')
-    expect(splitOfDigest('00000009' + 'f'.repeat(56))).toBe('test')
-    expect(splitOfDigest('0000000a' + 'f'.repeat(56))).toBe('train')
-    expect(splitOfDigest('ffffffff' + '0'.repeat(56))).toBe('train') // 4294967295 % 10 = 5
-    expect(splitOfDigest('fffffff8' + '0'.repeat(56))).toBe('val') // 4294967288 % 10 = 8
-    expect(splitOfDigest('fffffff9' + '0'.repeat(56))).toBe('test')
+    expect(splitOfDigest(`00000000${'f'.repeat(56)}`)).toBe('train')
+    expect(splitOfDigest(`00000008${'f'.repeat(56)}`)).toBe('val')
+    expect(splitOfDigest(`00000009${'f'.repeat(56)}`)).toBe('test')
+    expect(splitOfDigest(`0000000a${'f'.repeat(56)}`)).toBe('train')
+    expect(splitOfDigest(`ffffffff${'0'.repeat(56)}`)).toBe('train') // 4294967295 % 10 = 5
+    expect(splitOfDigest(`fffffff8${'0'.repeat(56)}`)).toBe('val') // 4294967288 % 10 = 8
+    expect(splitOfDigest(`fffffff9${'0'.repeat(56)}`)).toBe('test')
   })
 
   it('returns the digest it used', () => {

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { suppressNested } from '../../core/face-detector.js'
 
-const face = (x: number, y: number, size: number, score: number) => ({ box: { x, y, width: size, height: size }, score })
+const face = (x: number, y: number, size: number, score: number) => ({
+  box: { x, y, width: size, height: size },
+  score,
+})
 
 describe('suppressNested', () => {
   it('drops a box lying mostly inside a better one, which IoU-based NMS keeps', () => {

@@ -26,7 +26,13 @@ import { readLocalCredentials } from '../../local/s3-auth.js'
 import { startLocalSystem } from '../../local/system.js'
 import { makeImages, tarBuffer } from '../support/images.js'
 
-const TRAIN_ENV = { TRAIN_EPOCHS: '3', TRAIN_IMAGE_SIZE: '32', TRAIN_WIDTH: '8', TRAIN_BATCH_SIZE: '16', QUALITY_GATE_MAX_AGE_MAE: '100' }
+const TRAIN_ENV = {
+  TRAIN_EPOCHS: '3',
+  TRAIN_IMAGE_SIZE: '32',
+  TRAIN_WIDTH: '8',
+  TRAIN_BATCH_SIZE: '16',
+  QUALITY_GATE_MAX_AGE_MAE: '100',
+}
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
 let work: string
@@ -35,7 +41,10 @@ let dataset: Buffer
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'local-faults-'))
   const images = await makeImages({ count: 480, size: 40, seed: 31 })
-  dataset = await tarBuffer(images.map((i) => ({ name: i.name, bytes: i.bytes })), { gzip: true })
+  dataset = await tarBuffer(
+    images.map((i) => ({ name: i.name, bytes: i.bytes })),
+    { gzip: true }
+  )
 })
 afterAll(async () => {
   await rm(work, { recursive: true, force: true })
@@ -44,7 +53,14 @@ afterAll(async () => {
 describe('local system faults', () => {
   it('kill -9 of the job mid-epoch: the run resumes from its last checkpoint and succeeds', async () => {
     const lines: string[] = []
-    const system = await startLocalSystem({ dataDir: join(work, 'kill-job'), s3Port: 0, predictPort: 0, trainEnv: TRAIN_ENV, stopGraceSeconds: 1, log: (l) => lines.push(l) })
+    const system = await startLocalSystem({
+      dataDir: join(work, 'kill-job'),
+      s3Port: 0,
+      predictPort: 0,
+      trainEnv: TRAIN_ENV,
+      stopGraceSeconds: 1,
+      log: (l) => lines.push(l),
+    })
     try {
       await system.store.put('datasets/faces.tar.gz', dataset)
       const runId = runIdFor('datasets/faces.tar.gz', (await system.store.head('datasets/faces.tar.gz'))!.etag!)
@@ -55,7 +71,9 @@ describe('local system faults', () => {
       const status = await waitForEnd(system.store, runId)
       const log = Buffer.from((await system.store.get(`runs/${runId}/log.txt`)) ?? []).toString()
       const resumed = Number(/resumed after epoch (\d+)/.exec(log)?.[1])
-      console.info(`kill -9 job: killed during epoch ${reached + 1}, resumed after epoch ${resumed}, ended ${status.state} on attempt ${status.attempt}`)
+      console.info(
+        `kill -9 job: killed during epoch ${reached + 1}, resumed after epoch ${resumed}, ended ${status.state} on attempt ${status.attempt}`
+      )
       expect(status, lines.slice(-10).join('\n')).toMatchObject({ state: 'succeeded', attempt: 2 })
       expect(resumed).toBeGreaterThanOrEqual(reached)
     } finally {
@@ -68,15 +86,44 @@ describe('local system faults', () => {
     // Prepare: `npm start` as a separate process
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'local/start.ts', '--data-dir', dataDir, '--s3-port', '0', '--predict-port', '0', '--epochs', '3', '--image-size', '32', '--width', '8', '--batch-size', '16', '--quality-gate', '100'],
+      [
+        '--import',
+        'tsx',
+        'local/start.ts',
+        '--data-dir',
+        dataDir,
+        '--s3-port',
+        '0',
+        '--predict-port',
+        '0',
+        '--epochs',
+        '3',
+        '--image-size',
+        '32',
+        '--width',
+        '8',
+        '--batch-size',
+        '16',
+        '--quality-gate',
+        '100',
+      ],
       { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }
     )
     let output = ''
     child.stdout.on('data', (c: Buffer) => (output += c.toString()))
     child.stderr.on('data', (c: Buffer) => (output += c.toString()))
-    await until(async () => existsSync(join(dataDir, 'endpoints.json')), 120_000, () => output)
+    await until(
+      async () => existsSync(join(dataDir, 'endpoints.json')),
+      120_000,
+      () => output
+    )
     const { s3Endpoint } = JSON.parse(await readFile(join(dataDir, 'endpoints.json'), 'utf8')) as { s3Endpoint: string }
-    const client = new S3Client({ endpoint: s3Endpoint, region: 'us-east-1', forcePathStyle: true, credentials: readLocalCredentials(dataDir)! })
+    const client = new S3Client({
+      endpoint: s3Endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: readLocalCredentials(dataDir)!,
+    })
     const first = new S3Store({ bucket: 'agegender', client })
     await first.put('datasets/faces.tar.gz', dataset)
     const runId = runIdFor('datasets/faces.tar.gz', (await first.head('datasets/faces.tar.gz'))!.etag!)
@@ -86,14 +133,23 @@ describe('local system faults', () => {
     child.kill('SIGKILL')
     await new Promise((done) => child.once('close', done))
     const lines: string[] = []
-    const system = await startLocalSystem({ dataDir, s3Port: 0, predictPort: 0, trainEnv: TRAIN_ENV, stopGraceSeconds: 1, log: (l) => lines.push(l) })
+    const system = await startLocalSystem({
+      dataDir,
+      s3Port: 0,
+      predictPort: 0,
+      trainEnv: TRAIN_ENV,
+      stopGraceSeconds: 1,
+      log: (l) => lines.push(l),
+    })
     try {
       // Assess
       expect(system.recovered.resumed).toEqual([runId])
       const status = await waitForEnd(system.store, runId)
       const log = Buffer.from((await system.store.get(`runs/${runId}/log.txt`)) ?? []).toString()
       const resumed = Number(/resumed after epoch (\d+)/.exec(log)?.[1])
-      console.info(`kill -9 runner: killed during epoch ${reached + 1}, resumed after epoch ${resumed}, ended ${status.state} on attempt ${status.attempt}`)
+      console.info(
+        `kill -9 runner: killed during epoch ${reached + 1}, resumed after epoch ${resumed}, ended ${status.state} on attempt ${status.attempt}`
+      )
       expect(status, lines.slice(-10).join('\n')).toMatchObject({ state: 'succeeded', attempt: 2 })
       expect(resumed).toBeGreaterThanOrEqual(reached)
     } finally {
@@ -108,17 +164,33 @@ describe('local system faults', () => {
     const client = new S3Client(s3.clientConfig)
     const store = new S3Store({ bucket: 'agegender', client })
     const lines: string[] = []
-    const runner = createJobRunner({ store, env: { ...s3.env, ...TRAIN_ENV }, log: (l) => lines.push(l), statusRetryMs: 120_000 })
+    const runner = createJobRunner({
+      store,
+      env: { ...s3.env, ...TRAIN_ENV },
+      log: (l) => lines.push(l),
+      statusRetryMs: 120_000,
+    })
     try {
       await store.put('datasets/faces.tar.gz', dataset)
       const etag = (await store.head('datasets/faces.tar.gz'))!.etag!
       const runId = runIdFor('datasets/faces.tar.gz', etag)
-      const run: RunRequest = { runId, jobName: jobNameFor(runId), bucket: 'agegender', datasetKey: 'datasets/faces.tar.gz', datasetVersion: etag, etag }
+      const run: RunRequest = {
+        runId,
+        jobName: jobNameFor(runId),
+        bucket: 'agegender',
+        datasetKey: 'datasets/faces.tar.gz',
+        datasetVersion: etag,
+        etag,
+      }
       await submitRun(run, { store, submitter: runner })
       await untilEpoch(store, runId, 0)
       // Act: S3 goes away mid-run
       await s3.stop()
-      await until(async () => lines.some((l) => l.includes(`${runId}: job exited`)), 180_000, () => lines.slice(-5).join('\n'))
+      await until(
+        async () => lines.some((l) => l.includes(`${runId}: job exited`)),
+        180_000,
+        () => lines.slice(-5).join('\n')
+      )
       s3 = await startEmbeddedS3({ directory, bucket: 'agegender', port, credentials })
       await runner.idle()
       // Assess
@@ -203,7 +275,11 @@ async function waitForEnd(store: ObjectStore, runId: string): Promise<RunStatus>
   return status!
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs: number, context: () => string = () => ''): Promise<void> {
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  context: () => string = () => ''
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s ${context()}`)

@@ -137,7 +137,9 @@ describe('TrainerBatch', () => {
     const [id] = Object.keys(byDefault.template.findResources('AWS::EC2::LaunchTemplate'))
     byDefault.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
       LaunchTemplateData: {
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100, VolumeType: 'gp3', Encrypted: true } }],
+        BlockDeviceMappings: [
+          { DeviceName: '/dev/xvda', Ebs: { VolumeSize: 100, VolumeType: 'gp3', Encrypted: true } },
+        ],
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
         UserData: Match.absent(),
       },
@@ -153,14 +155,22 @@ describe('TrainerBatch', () => {
     // GIVEN defaults  THEN 6 h for each blocking reason; GIVEN -c runnableTimeoutHours=2  THEN 2 h
     const actions = (s: Synthesized) =>
       Object.values(s.template.findResources('AWS::Batch::JobQueue'))[0]!.Properties.JobStateTimeLimitActions as {
-        Action: string; MaxTimeSeconds: number; State: string; Reason: string
+        Action: string
+        MaxTimeSeconds: number
+        State: string
+        Reason: string
       }[]
-    expect(actions(byDefault).map((a) => a.Reason).sort()).toEqual([
+    expect(
+      actions(byDefault)
+        .map((a) => a.Reason)
+        .sort()
+    ).toEqual([
       'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
       'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
       'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
     ])
-    for (const a of actions(byDefault)) expect(a).toMatchObject({ Action: 'CANCEL', State: 'RUNNABLE', MaxTimeSeconds: 6 * 3600 })
+    for (const a of actions(byDefault))
+      expect(a).toMatchObject({ Action: 'CANCEL', State: 'RUNNABLE', MaxTimeSeconds: 6 * 3600 })
     for (const a of actions(alternative)) expect(a.MaxTimeSeconds).toBe(2 * 3600)
   })
 
@@ -178,7 +188,9 @@ describe('TrainerBatch', () => {
       expect(images).toHaveLength(1)
       return images[0]!.source.dockerBuildArgs
     }
-    expect(buildArgs(alternative)).toEqual({ CUDA_IMAGE: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/cuda@sha256:${'ab'.repeat(32)}` })
+    expect(buildArgs(alternative)).toEqual({
+      CUDA_IMAGE: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/cuda@sha256:${'ab'.repeat(32)}`,
+    })
     expect(buildArgs(byDefault)).toBeUndefined()
   })
 
@@ -413,8 +425,15 @@ describe('failures reach someone', () => {
   it('alarms on failed jobs, function errors and throttles, dead letters and predict volume; e-mails when asked', () => {
     const names = (s: Synthesized) => s.stack.alarms.alarms.map((a) => a.node.id).sort()
     expect(names(byDefault)).toEqual([
-      'FailedTrainingJobs', 'JobEventsErrors', 'JobEventsThrottles', 'PredictErrors', 'PredictInvocations',
-      'PredictThrottles', 'TriggerErrors', 'TriggerThrottles', 'UndeliveredEvents',
+      'FailedTrainingJobs',
+      'JobEventsErrors',
+      'JobEventsThrottles',
+      'PredictErrors',
+      'PredictInvocations',
+      'PredictThrottles',
+      'TriggerErrors',
+      'TriggerThrottles',
+      'UndeliveredEvents',
     ])
     byDefault.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/Events',
@@ -422,11 +441,18 @@ describe('failures reach someone', () => {
       Dimensions: [{ Name: 'RuleName', Value: { Ref: logicalId(byDefault.stack.jobEvents!.failedJobsRule) } }],
       Threshold: 1,
     })
-    byDefault.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Invocations', Period: 3600, Threshold: 10000 })
+    byDefault.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Invocations',
+      Period: 3600,
+      Threshold: 10000,
+    })
     // no e-mail: alarms without actions and no topic
     byDefault.template.resourceCountIs('AWS::SNS::Topic', 0)
     // -c alarmEmail=...: a topic with the subscription, every alarm notifies it
-    alternative.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' })
+    alternative.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    })
     const topic = logicalId(alternative.stack.alarms.topic!)
     for (const alarm of Object.values(alternative.template.findResources('AWS::CloudWatch::Alarm'))) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }])
@@ -437,7 +463,9 @@ describe('failures reach someone', () => {
     // the helper functions: the bucket-notifications handler, the default-security-group restrictor, and
     // (bucketRemovalPolicy=destroy) the auto-delete-objects provider
     const helpers = (s: Synthesized) =>
-      Object.keys(s.template.findResources('AWS::Lambda::Function')).filter((id) => !/^(Predict|Trigger|JobEvents)Function/.test(id))
+      Object.keys(s.template.findResources('AWS::Lambda::Function')).filter(
+        (id) => !/^(Predict|Trigger|JobEvents)Function/.test(id)
+      )
     expect(helpers(byDefault).length).toBeGreaterThanOrEqual(2)
     expect(helpers(alternative).some((id) => id.includes('AutoDeleteObjects'))).toBe(true)
     for (const s of [byDefault, alternative, predictOnly]) {

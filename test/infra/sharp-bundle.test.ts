@@ -40,20 +40,29 @@ afterAll(() => rmSync(clone, { recursive: true, force: true }))
 const flags = (JSON.parse(readFileSync(`${repoRoot}/cdk.json`, 'utf8')) as { context: Record<string, unknown> }).context
 
 /** The sharp version the repository installed. */
-const sharpVersion = () => (JSON.parse(readFileSync(`${repoRoot}/node_modules/sharp/package.json`, 'utf8')) as { version: string }).version
+const sharpVersion = () =>
+  (JSON.parse(readFileSync(`${repoRoot}/node_modules/sharp/package.json`, 'utf8')) as { version: string }).version
 
 describe('sharp for the predict bundle', () => {
-  it.skipIf(!existsSync(`${repoRoot}/node_modules/@img/sharp-linux-x64`))('copies the installed packages on a linux-x64 host', () => {
-    const source = sharpSource(repoRoot)
-    expect(source.kind).toBe('copy')
-    const commands = sharpBundleCommands(source, '/in', '/out').join('\n')
-    for (const name of ['sharp', ...LINUX_X64, 'detect-libc']) expect(commands).toContain(`cp -R "/in/node_modules/${name}" "/out/node_modules/${name}"`)
-    expect(commands).not.toContain('npm install')
-  })
+  it.skipIf(!existsSync(`${repoRoot}/node_modules/@img/sharp-linux-x64`))(
+    'copies the installed packages on a linux-x64 host',
+    () => {
+      const source = sharpSource(repoRoot)
+      expect(source.kind).toBe('copy')
+      const commands = sharpBundleCommands(source, '/in', '/out').join('\n')
+      for (const name of ['sharp', ...LINUX_X64, 'detect-libc'])
+        expect(commands).toContain(`cp -R "/in/node_modules/${name}" "/out/node_modules/${name}"`)
+      expect(commands).not.toContain('npm install')
+    }
+  )
 
   it('installs the same sharp version for linux-x64 from npm where the host lacks those packages', () => {
     const source = sharpSource(clone)
-    expect(source).toMatchObject({ kind: 'npm', spec: `sharp@${sharpVersion()}`, why: expect.stringMatching(/not installed here/) })
+    expect(source).toMatchObject({
+      kind: 'npm',
+      spec: `sharp@${sharpVersion()}`,
+      why: expect.stringMatching(/not installed here/),
+    })
     const [install, ...checks] = sharpBundleCommands(source, '/in', '/out')
     expect(install).toMatch(/^npm install --prefix "\/out" --os=linux --cpu=x64 --libc=glibc .* sharp@\d+\.\d+\.\d+$/)
     // the bundling fails loudly if the binaries did not arrive
@@ -82,6 +91,6 @@ describe('sharp for the predict bundle', () => {
         expect(existsSync(`${dir}/${assets[0]}/node_modules/${name}/package.json`), name).toBe(true)
       }
     },
-    600_000,
+    600_000
   )
 })

@@ -29,11 +29,22 @@ interface RawResponse {
 function raw(method: string, path: string, headers: Record<string, string> = {}, body = ''): Promise<RawResponse> {
   const { port } = server
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }))
-    })
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() })
+        )
+      }
+    )
     req.on('error', reject)
     req.end(body)
   })
@@ -61,7 +72,12 @@ afterAll(async () => {
 
 describe('embedded S3: credentials', () => {
   it('refuses an unsigned PUT and an unsigned GET with 403', async () => {
-    const put = await raw('PUT', `/${BUCKET}/models/latest.json`, { 'content-type': 'application/json' }, '{"runId":"evil"}')
+    const put = await raw(
+      'PUT',
+      `/${BUCKET}/models/latest.json`,
+      { 'content-type': 'application/json' },
+      '{"runId":"evil"}'
+    )
     const get = await raw('GET', `/${BUCKET}/models/latest.json`)
     expect(put.status).toBe(403)
     expect(put.body).toContain('<Code>AccessDenied</Code>')
@@ -70,9 +86,14 @@ describe('embedded S3: credentials', () => {
     expect(Buffer.from((await store.get('models/latest.json'))!).toString()).toBe(PROMOTION)
   })
 
-  it("refuses a browser form POST, from a page or from curl, and the promoted model stays", async () => {
+  it('refuses a browser form POST, from a page or from curl, and the promoted model stays', async () => {
     const form = formBody('models/latest.json', '{"runId":"evil"}')
-    const fromPage = await raw('POST', `/${BUCKET}/`, { origin: 'https://evil.example', 'content-type': form.type }, form.body)
+    const fromPage = await raw(
+      'POST',
+      `/${BUCKET}/`,
+      { origin: 'https://evil.example', 'content-type': form.type },
+      form.body
+    )
     const fromCurl = await raw('POST', `/${BUCKET}/`, { 'content-type': form.type }, form.body)
     expect(fromPage.status).toBe(403)
     expect(fromPage.headers['access-control-allow-origin']).toBeUndefined()
@@ -91,9 +112,16 @@ describe('embedded S3: credentials', () => {
   })
 
   it('refuses a request signed with another secret, and one from another access key', async () => {
-    const wrongSecret = new S3Client({ ...server.clientConfig, credentials: { accessKeyId: server.credentials.accessKeyId, secretAccessKey: 'S3RVER' } })
-    const wrongKey = new S3Client({ ...server.clientConfig, credentials: { accessKeyId: 'SOMEONE', secretAccessKey: server.credentials.secretAccessKey } })
-    const put = (client: S3Client) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'models/latest.json', Body: '{"runId":"evil"}' }))
+    const wrongSecret = new S3Client({
+      ...server.clientConfig,
+      credentials: { accessKeyId: server.credentials.accessKeyId, secretAccessKey: 'S3RVER' },
+    })
+    const wrongKey = new S3Client({
+      ...server.clientConfig,
+      credentials: { accessKeyId: 'SOMEONE', secretAccessKey: server.credentials.secretAccessKey },
+    })
+    const put = (client: S3Client) =>
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'models/latest.json', Body: '{"runId":"evil"}' }))
     await expect(put(wrongSecret)).rejects.toMatchObject({ name: 'SignatureDoesNotMatch' })
     await expect(put(wrongKey)).rejects.toMatchObject({ name: 'InvalidAccessKeyId' })
     expect(Buffer.from((await store.get('models/latest.json'))!).toString()).toBe(PROMOTION)
@@ -157,7 +185,12 @@ describe('embedded S3: keys stay in the data folder', () => {
     await store.put('keep/me.txt', 'x')
     const before = await readdir(root)
     const result = await client
-      .send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: '../agegender/keep/me.txt' }, { Key: '../../data' }] } }))
+      .send(
+        new DeleteObjectsCommand({
+          Bucket: BUCKET,
+          Delete: { Objects: [{ Key: '../agegender/keep/me.txt' }, { Key: '../../data' }] },
+        })
+      )
       .catch((err: unknown) => err)
     expect(result).toBeDefined()
     expect(await readdir(root)).toEqual(before)

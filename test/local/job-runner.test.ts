@@ -13,7 +13,14 @@ const FAKE_JOB = new URL('./fixtures/fake-job.mjs', import.meta.url).pathname
 const request = (name: string): RunRequest => {
   const key = `datasets/${name}.zip`
   const runId = runIdFor(key, `etag-${name}`)
-  return { runId, jobName: jobNameFor(runId), bucket: 'b', datasetKey: key, datasetVersion: `etag-${name}`, etag: `etag-${name}` }
+  return {
+    runId,
+    jobName: jobNameFor(runId),
+    bucket: 'b',
+    datasetKey: key,
+    datasetVersion: `etag-${name}`,
+    etag: `etag-${name}`,
+  }
 }
 
 describe('local job runner', () => {
@@ -52,7 +59,10 @@ describe('local job runner', () => {
     for (const run of runs) await submitRun(run, { store, submitter: runner })
     await runner.idle()
     // Assess: one after the other
-    const events = (await readFile(trace, 'utf8')).trim().split('\n').map((l) => l.split(' '))
+    const events = (await readFile(trace, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
     expect(events.map(([what, runId]) => `${what} ${runId}`)).toEqual([
       `start ${runs[0]!.runId}`,
       `end ${runs[0]!.runId}`,
@@ -109,14 +119,18 @@ describe('local job runner', () => {
       return log.includes('env STORE_BUCKET=b')
     })
     expect(runner.running?.runId).toBe(run.runId)
-    expect(log).toMatch(/^--- attempt 1 \(local-1-1\) ---\nepoch 1 done\n--- attempt 2 \(local-\d+-1\) ---\nenv STORE_BUCKET=b ATTEMPT=2/)
+    expect(log).toMatch(
+      /^--- attempt 1 \(local-1-1\) ---\nepoch 1 done\n--- attempt 2 \(local-\d+-1\) ---\nenv STORE_BUCKET=b ATTEMPT=2/
+    )
   })
 
   it('retries a job killed by SIGKILL from outside as the next attempt, up to three, then fails it', async () => {
     const run = request('slow')
     await submitRun(run, { store, submitter: runner })
     for (const attempt of [1, 2, 3]) {
-      await until(async () => runner.running?.attempt === attempt && (await readRun(store, run.runId))?.state === 'running')
+      await until(
+        async () => runner.running?.attempt === attempt && (await readRun(store, run.runId))?.state === 'running'
+      )
       process.kill(runner.running!.pid!, 'SIGKILL')
     }
     await runner.idle()
@@ -148,7 +162,14 @@ describe('local job runner', () => {
     const now = new Date().toISOString()
     await store.put(
       `runs/${run.runId}/status.json`,
-      JSON.stringify({ runId: run.runId, state: 'failed', reason: 'job submission failed', dataset: { key: run.datasetKey }, createdAt: now, updatedAt: now }),
+      JSON.stringify({
+        runId: run.runId,
+        state: 'failed',
+        reason: 'job submission failed',
+        dataset: { key: run.datasetKey },
+        createdAt: now,
+        updatedAt: now,
+      })
     )
     // the trigger's view of the same folder, whose writes land 500 ms late: the runner certainly reads first
     const slowStore = new FolderStore(store.root)

@@ -49,16 +49,34 @@ describe('restart recovery', () => {
       ['waiting', 1, undefined],
       ['midway', 2, 2],
     ])
-    expect(recovery.resume[1]!.run).toMatchObject({ bucket: 'b', datasetKey: 'datasets/midway.zip', datasetVersion: 'etag-midway', jobName: 'train-midway' })
-    expect(await readRun(store, 'midway')).toMatchObject({ state: 'queued', reason: 'resuming after a restart (from epoch 2)', epoch: 2 })
+    expect(recovery.resume[1]!.run).toMatchObject({
+      bucket: 'b',
+      datasetKey: 'datasets/midway.zip',
+      datasetVersion: 'etag-midway',
+      jobName: 'train-midway',
+    })
+    expect(await readRun(store, 'midway')).toMatchObject({
+      state: 'queued',
+      reason: 'resuming after a restart (from epoch 2)',
+      epoch: 2,
+    })
     expect(recovery.failed.map((f) => f.runId).sort()).toEqual(['gone', 'replaced'])
-    expect(await readRun(store, 'gone')).toMatchObject({ state: 'failed', reason: expect.stringMatching(/no longer in the bucket/) })
-    expect(await readRun(store, 'replaced')).toMatchObject({ state: 'failed', reason: expect.stringMatching(/replaced by a newer upload/) })
+    expect(await readRun(store, 'gone')).toMatchObject({
+      state: 'failed',
+      reason: expect.stringMatching(/no longer in the bucket/),
+    })
+    expect(await readRun(store, 'replaced')).toMatchObject({
+      state: 'failed',
+      reason: expect.stringMatching(/replaced by a newer upload/),
+    })
     expect((await readRun(store, 'done'))?.state).toBe('succeeded')
     expect((await readRun(store, 'broken'))?.reason).toBe('no images')
   })
 
   it('has nothing to do in an empty bucket', async () => {
-    expect(await recoverRuns({ store, bucket: 'b', datasetVersion: async () => undefined })).toEqual({ resume: [], failed: [] })
+    expect(await recoverRuns({ store, bucket: 'b', datasetVersion: async () => undefined })).toEqual({
+      resume: [],
+      failed: [],
+    })
   })
 })

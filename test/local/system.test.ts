@@ -59,7 +59,13 @@ describe('local system', () => {
     // Prepare: ~200 labelled faces as a .tar.gz
     const images = await makeImages({ count: 200, size: 48, seed: 11 })
     const archive = join(work, 'faces.tar.gz')
-    await writeFile(archive, await tarBuffer(images.map((i) => ({ name: `UTKFace/${i.name}`, bytes: i.bytes })), { gzip: true }))
+    await writeFile(
+      archive,
+      await tarBuffer(
+        images.map((i) => ({ name: `UTKFace/${i.name}`, bytes: i.bytes })),
+        { gzip: true }
+      )
+    )
     // Act: upload with the CLI, as a user would
     // no credentials in the environment: the CLI finds the ones the system saved in its data folder
     const io = captureIo({ env: { AGEGENDER_DATA_DIR: dataDir } })
@@ -77,7 +83,7 @@ describe('local system', () => {
         `runs/${firstRunId}/metrics.json`,
         `runs/${firstRunId}/report.html`,
         `runs/${firstRunId}/model/model.json`,
-      ]),
+      ])
     )
     // the runner saves the job's output once the process has exited, a moment after its final status
     await until(async () => (await s.store.head(`runs/${firstRunId}/log.txt`)) !== undefined, 10_000)
@@ -93,12 +99,17 @@ describe('local system', () => {
     expect(face!.genderProbability).toBeLessThanOrEqual(1)
   })
 
-  it('fails a run on an archive of corrupt images with the reason, and keeps serving the previous model', { timeout: 120_000 }, async () => {
+  it('fails a run on an archive of corrupt images with the reason, and keeps serving the previous model', {
+    timeout: 120_000,
+  }, async () => {
     const s = system!
     // Prepare: UTKFace names, undecodable bytes
     const broken = await tarBuffer(
-      Array.from({ length: 6 }, (_, i) => ({ name: `${20 + i}_${i % 2}_0_2017010100000000${i}.jpg.chip.jpg`, bytes: corruptImage(i + 1) })),
-      { gzip: true },
+      Array.from({ length: 6 }, (_, i) => ({
+        name: `${20 + i}_${i % 2}_0_2017010100000000${i}.jpg.chip.jpg`,
+        bytes: corruptImage(i + 1),
+      })),
+      { gzip: true }
     )
     // Act: a plain S3 PutObject
     await s.store.put('datasets/broken.tar.gz', broken)
@@ -115,7 +126,10 @@ describe('local system', () => {
   it('resumes a run interrupted by a restart, and does not redo finished ones', { timeout: 240_000 }, async () => {
     // Prepare: a larger dataset, so the run is still training when the system stops
     const images = await makeImages({ count: 640, size: 48, seed: 13 })
-    const archive = await tarBuffer(images.map((i) => ({ name: i.name, bytes: i.bytes })), { gzip: true })
+    const archive = await tarBuffer(
+      images.map((i) => ({ name: i.name, bytes: i.bytes })),
+      { gzip: true }
+    )
     await system!.store.put('datasets/bigger.tar.gz', archive)
     const runId = runIdFor('datasets/bigger.tar.gz', (await system!.store.head('datasets/bigger.tar.gz'))!.etag!)
     await until(async () => {
@@ -160,7 +174,11 @@ interface PredictAnswer {
 async function predictWith(s: LocalSystem, jpeg: Uint8Array, runId: string): Promise<PredictAnswer> {
   let last = ''
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(250)) {
-    const res = await fetch(`${s.predictUrl}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg })
+    const res = await fetch(`${s.predictUrl}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: jpeg,
+    })
     last = `${res.status} ${await res.text()}`
     if (res.ok) {
       const body = JSON.parse(last.slice(4)) as PredictAnswer

@@ -38,9 +38,12 @@ export interface MakeImagesOptions {
 /** A fixed timestamp for archive entries, so the same files always give the same archive bytes. */
 const MTIME = new Date('2017-01-01T00:00:00Z')
 
-export async function makeImages({ count, size = 64, seed = 1, ages = [1, 90] }: MakeImagesOptions): Promise<
-  SyntheticImage[]
-> {
+export async function makeImages({
+  count,
+  size = 64,
+  seed = 1,
+  ages = [1, 90],
+}: MakeImagesOptions): Promise<SyntheticImage[]> {
   const rng = createRng(seed)
   const out: SyntheticImage[] = []
   for (let i = 0; i < count; i++) {

@@ -82,7 +82,7 @@ function place(rng: Rng, width: number, height: number, sides: readonly number[]
       const candidate = { x, y, width: side, height: side }
       const gap = side * 0.05
       const clear = boxes.every(
-        (b) => x + side + gap <= b.x || b.x + b.width + gap <= x || y + side + gap <= b.y || b.y + b.height + gap <= y,
+        (b) => x + side + gap <= b.x || b.x + b.width + gap <= x || y + side + gap <= b.y || b.y + b.height + gap <= y
       )
       if (clear) {
         boxes.push(candidate)
@@ -126,7 +126,9 @@ export async function makeScene(options: SceneOptions): Promise<Scene> {
   const faces: PastedFace[] = []
   for (const [i, region] of regions.entries()) {
     const entry = options.faces[i]!
-    const input = await sharp(await readUtkFace(entry)).resize(region.width, region.width, { kernel: 'lanczos3' }).toBuffer()
+    const input = await sharp(await readUtkFace(entry))
+      .resize(region.width, region.width, { kernel: 'lanczos3' })
+      .toBuffer()
     composites.push({ input, left: region.x, top: region.y })
     faces.push({ entry, region })
   }
@@ -142,7 +144,7 @@ export async function makeScenes(
   entries: readonly UtkFaceEntry[],
   backgrounds: readonly UtkFaceEntry[],
   count: number,
-  seed = 1,
+  seed = 1
 ): Promise<Scene[]> {
   const rng = createRng(seed)
   const scenes: Scene[] = []
@@ -163,7 +165,7 @@ export async function makeScenes(
         // more faces → smaller, so four still fit
         scale: n <= 2 ? [0.2, 0.5] : [0.16, 0.34],
         seed: seed * 1000 + i,
-      }),
+      })
     )
   }
   return scenes

@@ -37,7 +37,12 @@ export const squareDetector: FaceDetector = {
         x1 = Math.max(x1, x)
         y0 = Math.min(y0, y)
         y1 = Math.max(y1, y)
-        for (const j of [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, y > 0 ? i - width : -1, y < height - 1 ? i + width : -1]) {
+        for (const j of [
+          x > 0 ? i - 1 : -1,
+          x < width - 1 ? i + 1 : -1,
+          y > 0 ? i - width : -1,
+          y < height - 1 ? i + width : -1,
+        ]) {
           if (j >= 0 && !seen[j] && white(j)) {
             seen[j] = 1
             stack.push(j)

@@ -18,7 +18,11 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'engine-bundle-'))
 afterAll(() => rmSync(out, { recursive: true, force: true }))
 
 function report(command: string, args: string[]): EngineReport {
-  const run = spawnSync(command, [...args, '--backend', 'wasm', '--json'], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+  const run = spawnSync(command, [...args, '--backend', 'wasm', '--json'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
   expect(run.status, run.stderr).toBe(0)
   return JSON.parse(run.stdout) as EngineReport
 }

@@ -30,8 +30,24 @@ describe('training settings', () => {
   })
 
   it('parses the train command line', () => {
-    const a = parseTrainArgs(['--data', 'd.zip', '--out', 'o', '--epochs', '2', '--image-size', '96', '--no-augment', '--resume'])
-    expect(a).toMatchObject({ data: 'd.zip', out: 'o', resume: true, config: { epochs: '2', imageSize: '96', augment: false } })
+    const a = parseTrainArgs([
+      '--data',
+      'd.zip',
+      '--out',
+      'o',
+      '--epochs',
+      '2',
+      '--image-size',
+      '96',
+      '--no-augment',
+      '--resume',
+    ])
+    expect(a).toMatchObject({
+      data: 'd.zip',
+      out: 'o',
+      resume: true,
+      config: { epochs: '2', imageSize: '96', augment: false },
+    })
     expect(() => parseTrainArgs(['--out', 'o'])).toThrow(UsageError)
     expect(() => parseTrainArgs(['--data', 'd', '--out', 'o', '--bogus'])).toThrow(/bogus/)
   })

@@ -35,7 +35,11 @@ async function zeroBomb(file: string, count: number, size: number, head: Uint8Ar
   const pack = tar.pack()
   const written = pipeline(pack as unknown as NodeJS.ReadableStream, createGzip({ level: 1 }), createWriteStream(file))
   for (let i = 0; i < count; i++) {
-    await new Promise<void>((done, fail) => pack.entry({ name: `UTKFace/${20 + (i % 50)}_${i % 2}_0_2017010100000${i}.jpg.chip.jpg` }, body, (err) => (err ? fail(err) : done())))
+    await new Promise<void>((done, fail) =>
+      pack.entry({ name: `UTKFace/${20 + (i % 50)}_${i % 2}_0_2017010100000${i}.jpg.chip.jpg` }, body, (err) =>
+        err ? fail(err) : done()
+      )
+    )
   }
   pack.finalize()
   await written
@@ -52,7 +56,9 @@ async function expectTooBig(promise: Promise<unknown>, reason: RegExp): Promise<
 }
 
 describe('dataset memory bounds', () => {
-  it('skips 24 entries of 20 MB of zeros named as photos as they stream, without holding them', { timeout: 120_000 }, async () => {
+  it('skips 24 entries of 20 MB of zeros named as photos as they stream, without holding them', {
+    timeout: 120_000,
+  }, async () => {
     // Prepare: 480 MB uncompressed, under 1 MB on disk
     const file = join(dir, 'zeros.tar.gz')
     await zeroBomb(file, 24, 20 * MiB)
@@ -104,7 +110,15 @@ describe('dataset memory bounds', () => {
     const spool = await mkdtemp(join(dir, 'spool-'))
     const names: string[] = []
     let during: string[] = []
-    for await (const e of readEntries({ stream: (async function* () { yield zip })() as never, name: 'x.zip' }, { tempDir: spool })) {
+    for await (const e of readEntries(
+      {
+        stream: (async function* () {
+          yield zip
+        })() as never,
+        name: 'x.zip',
+      },
+      { tempDir: spool }
+    )) {
       names.push(e.name)
       during = await readdir(spool)
     }
@@ -114,7 +128,16 @@ describe('dataset memory bounds', () => {
     // and the spool is capped too
     await expectTooBig(
       (async () => {
-        for await (const _ of readEntries({ stream: (async function* () { yield zip })() as never, name: 'x.zip' }, { tempDir: spool, maxTotalBytes: 100 })) void _
+        for await (const _ of readEntries(
+          {
+            stream: (async function* () {
+              yield zip
+            })() as never,
+            name: 'x.zip',
+          },
+          { tempDir: spool, maxTotalBytes: 100 }
+        ))
+          void _
       })(),
       /cap on total bytes/
     )
@@ -124,8 +147,20 @@ describe('dataset memory bounds', () => {
   it('fails the job with the cap as its reason when DATASET_MAX_ENTRIES is exceeded', async () => {
     const store = new FolderStore(join(dir, 'store'))
     const images = await makeImages({ count: 6, size: 16, seed: 5 })
-    await store.put('datasets/six.tar.gz', await tarBuffer(images.map((i) => ({ name: i.name, bytes: i.bytes })), { gzip: true }))
-    const env = parseJobEnv({ STORE_BUCKET: 'b', DATASET_KEY: 'datasets/six.tar.gz', RUN_ID: 'capped', DATASET_MAX_ENTRIES: '5', TRAIN_EPOCHS: '1' })
+    await store.put(
+      'datasets/six.tar.gz',
+      await tarBuffer(
+        images.map((i) => ({ name: i.name, bytes: i.bytes })),
+        { gzip: true }
+      )
+    )
+    const env = parseJobEnv({
+      STORE_BUCKET: 'b',
+      DATASET_KEY: 'datasets/six.tar.gz',
+      RUN_ID: 'capped',
+      DATASET_MAX_ENTRIES: '5',
+      TRAIN_EPOCHS: '1',
+    })
     expect(env.datasetLimits).toEqual({ maxEntries: 5 })
     const outcome = await runJob({ env, store, backend: { name: 'cpu', description: 'test' }, log: () => {} })
     expect(outcome).toBe('failed')

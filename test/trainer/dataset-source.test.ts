@@ -13,14 +13,7 @@ import {
   type EntrySkipReason,
   type ReadOptions,
 } from '../../trainer/dataset-source.js'
-import {
-  corruptArchive,
-  makeImages,
-  tarBuffer,
-  writeFolder,
-  zipBuffer,
-  type ArchiveFile,
-} from '../support/images.js'
+import { corruptArchive, makeImages, tarBuffer, writeFolder, zipBuffer, type ArchiveFile } from '../support/images.js'
 
 /** Small enough that the 3 KB "big" file below is skipped, large enough for every 32 px image. */
 const MAX = 2500
@@ -185,8 +178,9 @@ describe('readEntries', () => {
     }
 
     it('an unknown format or a missing path gives a DatasetError', async () => {
-      await expect(readAll({ stream: Readable.from([Buffer.from('just text, no archive')]), name: 'x.bin' })).rejects
-        .toMatchObject({ name: 'DatasetError', code: 'unknown-format' })
+      await expect(
+        readAll({ stream: Readable.from([Buffer.from('just text, no archive')]), name: 'x.bin' })
+      ).rejects.toMatchObject({ name: 'DatasetError', code: 'unknown-format' })
       await writeFile(join(dir, 'notes.txt'), 'text')
       await expect(readAll({ path: join(dir, 'notes.txt') })).rejects.toMatchObject({ code: 'unknown-format' })
       await expect(readAll({ path: join(dir, 'missing.zip') })).rejects.toMatchObject({ code: 'not-found' })

@@ -179,7 +179,12 @@ describe.skipIf(!hasData)('loadDataset on UTKFace (reads ~180 MB)', () => {
     console.log(`UTKFace: ${d.counts.total} images loaded in ${seconds.toFixed(1)} s`)
     expect(d.counts).toEqual({ total: 23_708, used: 23_708, train: 18_980, val: 2_370, test: 2_358 })
     expect(d.skipped).toEqual({})
-    expect(d.items.filter((i) => i.label.race === undefined).map((i) => i.name).sort()).toEqual([
+    expect(
+      d.items
+        .filter((i) => i.label.race === undefined)
+        .map((i) => i.name)
+        .sort()
+    ).toEqual([
       '39_1_20170116174525125.jpg.chip.jpg',
       '61_1_20170109142408075.jpg.chip.jpg',
       '61_1_20170109150557335.jpg.chip.jpg',

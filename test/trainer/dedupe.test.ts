@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { dedupeTraining, type DedupeItem } from '../../trainer/dedupe.js'
 
-const item = (name: string, content: string, age: number, gender: 0 | 1, split: DedupeItem['split'] = 'train'): DedupeItem => ({
+const item = (
+  name: string,
+  content: string,
+  age: number,
+  gender: 0 | 1,
+  split: DedupeItem['split'] = 'train'
+): DedupeItem => ({
   name,
   bytes: new TextEncoder().encode(content),
   label: { age, gender },
@@ -28,7 +34,12 @@ describe('dedupeTraining', () => {
   })
 
   it('never touches validation or test items', () => {
-    const items = [item('a', 'x', 20, 0, 'test'), item('b', 'x', 30, 1, 'test'), item('c', 'v', 5, 0, 'val'), item('d', 'v', 6, 0, 'val')]
+    const items = [
+      item('a', 'x', 20, 0, 'test'),
+      item('b', 'x', 30, 1, 'test'),
+      item('c', 'v', 5, 0, 'val'),
+      item('d', 'v', 6, 0, 'val'),
+    ]
     const { items: out, report } = dedupeTraining(items)
     expect(out).toEqual(items)
     expect(report.groups).toBe(0)

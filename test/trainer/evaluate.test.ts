@@ -28,7 +28,15 @@ describe('npm run evaluate', () => {
     dataDir = await writeFolder(images.map((i) => ({ name: i.name, bytes: i.bytes })))
     outDir = await mkdtemp(join(tmpdir(), 'agegender-evaluate-'))
     const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
-    recorded = await train({ items, dataset, config: parseTrainConfig(SETTINGS), output: new FolderStore(outDir), backend: engine, log: quiet, tty: false })
+    recorded = await train({
+      items,
+      dataset,
+      config: parseTrainConfig(SETTINGS),
+      output: new FolderStore(outDir),
+      backend: engine,
+      log: quiet,
+      tty: false,
+    })
   })
   afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true })
@@ -58,7 +66,14 @@ describe('npm run evaluate', () => {
     await putJson(store, 'metrics.json', { ...oldMetrics, test: { ...recorded.test, ageInterval: undefined } })
     await store.put('report.html', 'old report')
     // Act
-    const r = await evaluateRun({ modelDir: outDir, data: dataDir, split: 'test', calibrate: true, log: quiet, tty: false })
+    const r = await evaluateRun({
+      modelDir: outDir,
+      data: dataDir,
+      split: 'test',
+      calibrate: true,
+      log: quiet,
+      tty: false,
+    })
     // Assess
     expect(r.wrote).toEqual(['model/meta.json', 'metrics.json', 'report.html'])
     const written = ModelMeta.parse(await getJson(store, 'model/meta.json'))

@@ -29,14 +29,25 @@ afterAll(() => {
   lines.length = 0
 })
 
-const TRAIN = { TRAIN_EPOCHS: '1', TRAIN_IMAGE_SIZE: '32', TRAIN_BATCH_SIZE: '16', TRAIN_WIDTH: '8', QUALITY_GATE_MAX_AGE_MAE: '100' }
+const TRAIN = {
+  TRAIN_EPOCHS: '1',
+  TRAIN_IMAGE_SIZE: '32',
+  TRAIN_BATCH_SIZE: '16',
+  TRAIN_WIDTH: '8',
+  QUALITY_GATE_MAX_AGE_MAE: '100',
+}
 
 /** Uploads the archive under `key` and returns the job environment the trigger would pass for it. */
 async function uploaded(runId: string, key = `datasets/${runId}.zip`): Promise<Record<string, string>> {
   await store.put(key, archive)
   const etag = s3().lastEventFor(key).s3.object.eTag
   await putJson(store, runKeys(runId).status, {
-    runId, state: 'queued', jobId: `job-${runId}`, dataset: { key, etag }, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(),
+    runId,
+    state: 'queued',
+    jobId: `job-${runId}`,
+    dataset: { key, etag },
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
   } satisfies RunStatus)
   return { STORE_BUCKET: BUCKET, DATASET_KEY: key, DATASET_ETAG: etag, RUN_ID: runId, ...TRAIN }
 }
@@ -72,7 +83,10 @@ describe('runJobProcess', () => {
     const code = await runJobProcess(env, deps())
 
     expect(code).toBe(JOB_EXIT.FAILED)
-    expect(await statusOf('replaced-run')).toMatchObject({ state: 'failed', reason: expect.stringMatching(/was replaced after this run's upload/) })
+    expect(await statusOf('replaced-run')).toMatchObject({
+      state: 'failed',
+      reason: expect.stringMatching(/was replaced after this run's upload/),
+    })
   })
 
   it('writes the failure of an environment that does not parse, when it still names the run and store', async () => {
@@ -82,16 +96,26 @@ describe('runJobProcess', () => {
 
     expect(code).toBe(JOB_EXIT.FAILED)
     const status = await statusOf('bad-env-run')
-    expect(status).toMatchObject({ state: 'failed', jobId: 'job-bad-env-run', reason: expect.stringMatching(/invalid job environment: DATASET_KEY/) })
+    expect(status).toMatchObject({
+      state: 'failed',
+      jobId: 'job-bad-env-run',
+      reason: expect.stringMatching(/invalid job environment: DATASET_KEY/),
+    })
   })
 
   it('writes the failure of an engine that does not start', async () => {
     const env = await uploaded('no-engine-run')
 
-    const code = await runJobProcess(env, deps({ initEngine: async () => Promise.reject(new Error('libtensorflow.so.2: cannot open')) }))
+    const code = await runJobProcess(
+      env,
+      deps({ initEngine: async () => Promise.reject(new Error('libtensorflow.so.2: cannot open')) })
+    )
 
     expect(code).toBe(JOB_EXIT.FAILED)
-    expect(await statusOf('no-engine-run')).toMatchObject({ state: 'failed', reason: 'could not start training: libtensorflow.so.2: cannot open' })
+    expect(await statusOf('no-engine-run')).toMatchObject({
+      state: 'failed',
+      reason: 'could not start training: libtensorflow.so.2: cannot open',
+    })
   })
 
   it('fails fast when tensorflow-gpu was asked for and TensorFlow reports no GPU', async () => {
@@ -99,7 +123,11 @@ describe('runJobProcess', () => {
 
     const code = await runJobProcess(
       env,
-      deps({ initEngine: async () => ({ name: 'tensorflow', description: 'tensorflow (gpu build)' }), usesGpu: () => false, gpuNames: async () => [] }),
+      deps({
+        initEngine: async () => ({ name: 'tensorflow', description: 'tensorflow (gpu build)' }),
+        usesGpu: () => false,
+        gpuNames: async () => [],
+      })
     )
 
     expect(code).toBe(JOB_EXIT.FAILED)
@@ -117,7 +145,10 @@ describe('runJobProcess', () => {
     const code = await runJobProcess(env, deps({ signal: controller.signal }))
 
     expect(code).toBe(JOB_EXIT.INTERRUPTED)
-    expect(await statusOf('stopped-run')).toMatchObject({ state: 'running', reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/) })
+    expect(await statusOf('stopped-run')).toMatchObject({
+      state: 'running',
+      reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/),
+    })
   })
 })
 
@@ -135,7 +166,9 @@ describe('device decision', () => {
     const cpu = deviceReport('tensorflow', false, ['NVIDIA A10G'])
     expect(deviceProblem('tensorflow-gpu', gpu, ['NVIDIA A10G'])).toBeUndefined()
     expect(deviceProblem('auto', cpu, [])).toBeUndefined()
-    expect(deviceProblem('tensorflow-gpu', cpu, ['NVIDIA A10G'])).toMatch(/driver lists NVIDIA A10G, so TensorFlow could not use it/)
+    expect(deviceProblem('tensorflow-gpu', cpu, ['NVIDIA A10G'])).toMatch(
+      /driver lists NVIDIA A10G, so TensorFlow could not use it/
+    )
   })
 })
 
@@ -154,10 +187,18 @@ describe('promote', () => {
   })
 
   it('of concurrent promotions the latest-created run ends up served', async () => {
-    const created = ['2026-11-21T08:00:00.000Z', '2026-11-21T09:00:00.000Z', '2026-11-21T07:00:00.000Z', '2026-11-21T08:30:00.000Z']
+    const created = [
+      '2026-11-21T08:00:00.000Z',
+      '2026-11-21T09:00:00.000Z',
+      '2026-11-21T07:00:00.000Z',
+      '2026-11-21T08:30:00.000Z',
+    ]
 
     await Promise.all(created.map((at, i) => promote(store, `race-${i}`, undefined, at)))
 
-    expect(await getJson<Promotion>(store, LATEST_MODEL_KEY)).toMatchObject({ runId: 'race-1', runCreatedAt: created[1] })
+    expect(await getJson<Promotion>(store, LATEST_MODEL_KEY)).toMatchObject({
+      runId: 'race-1',
+      runCreatedAt: created[1],
+    })
   })
 })

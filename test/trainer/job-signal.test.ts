@@ -53,8 +53,15 @@ function runJob(env: Record<string, string>, onStatus: (s: RunStatus | undefined
 describe('job process', () => {
   it('on SIGTERM checkpoints, exits 75, and the retried attempt resumes from the checkpoint', async () => {
     const env = {
-      STORE_BUCKET: BUCKET, DATASET_KEY: KEY, RUN_ID: RUN, AGEGENDER_BACKEND: 'wasm',
-      TRAIN_EPOCHS: '40', TRAIN_IMAGE_SIZE: '32', TRAIN_BATCH_SIZE: '8', TRAIN_WIDTH: '8', QUALITY_GATE_MAX_AGE_MAE: '100',
+      STORE_BUCKET: BUCKET,
+      DATASET_KEY: KEY,
+      RUN_ID: RUN,
+      AGEGENDER_BACKEND: 'wasm',
+      TRAIN_EPOCHS: '40',
+      TRAIN_IMAGE_SIZE: '32',
+      TRAIN_BATCH_SIZE: '8',
+      TRAIN_WIDTH: '8',
+      QUALITY_GATE_MAX_AGE_MAE: '100',
     }
     // Act: stop the first attempt once it trains
     let sent = false
@@ -69,7 +76,10 @@ describe('job process', () => {
     // Assess: the retried exit code, the run left running for the retry, a checkpoint to resume from
     expect(code, first.stderr()).toBe(JOB_EXIT.INTERRUPTED)
     const status = RunStatus.parse(await getJson(store, runKeys(RUN).status))
-    expect(status).toMatchObject({ state: 'running', reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/) })
+    expect(status).toMatchObject({
+      state: 'running',
+      reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/),
+    })
     const state = await getJson<CheckpointState>(store, `${runKeys(RUN).checkpoint}state.json`)
     expect(state).toBeDefined()
     const stepsBefore = state!.step
@@ -83,7 +93,9 @@ describe('job process', () => {
       }
     })
     expect(await second.exited, second.stderr()).toBe(JOB_EXIT.INTERRUPTED)
-    expect(second.stderr()).toMatch(new RegExp(`resumed after epoch ${state!.epochsDone}(, batch ${state!.batchesDone})?`))
+    expect(second.stderr()).toMatch(
+      new RegExp(`resumed after epoch ${state!.epochsDone}(, batch ${state!.batchesDone})?`)
+    )
     const after = await getJson<CheckpointState>(store, `${runKeys(RUN).checkpoint}state.json`)
     expect(after!.step).toBeGreaterThanOrEqual(stepsBefore)
   })

@@ -14,7 +14,11 @@ import { corruptImage, tarBuffer } from '../support/images.js'
 /** A folder store that keeps every status.json written, in order. */
 class RecordingStore extends FolderStore {
   readonly statuses: RunStatus[] = []
-  override async put(key: string, body: Parameters<FolderStore['put']>[1], options?: Parameters<FolderStore['put']>[2]): Promise<void> {
+  override async put(
+    key: string,
+    body: Parameters<FolderStore['put']>[1],
+    options?: Parameters<FolderStore['put']>[2]
+  ): Promise<void> {
     if (key.endsWith('/status.json') && typeof body === 'string') this.statuses.push(JSON.parse(body) as RunStatus)
     return super.put(key, body, options)
   }
@@ -36,19 +40,40 @@ describe('job status on a resumed attempt', () => {
     await store.put(key, await tarBuffer([{ name: '20_1_0_2017.jpg', bytes: corruptImage() }], { gzip: true }))
     const t = new Date().toISOString()
     const previous: RunStatus = {
-      runId: 'r1', state: 'queued', dataset: { key, etag: 'abc123' }, jobId: 'job-1', attempt: 1, epoch: 2, epochs: 3, createdAt: t, updatedAt: t,
+      runId: 'r1',
+      state: 'queued',
+      dataset: { key, etag: 'abc123' },
+      jobId: 'job-1',
+      attempt: 1,
+      epoch: 2,
+      epochs: 3,
+      createdAt: t,
+      updatedAt: t,
     }
     await store.put('runs/r1/status.json', JSON.stringify(previous))
     store.statuses.length = 0
     const env = parseJobEnv({
-      STORE_BUCKET: 'b', DATASET_KEY: key, DATASET_VERSION: 'abc123', RUN_ID: 'r1', AWS_BATCH_JOB_ID: 'job-2', AWS_BATCH_JOB_ATTEMPT: '2', TRAIN_EPOCHS: '3',
+      STORE_BUCKET: 'b',
+      DATASET_KEY: key,
+      DATASET_VERSION: 'abc123',
+      RUN_ID: 'r1',
+      AWS_BATCH_JOB_ID: 'job-2',
+      AWS_BATCH_JOB_ATTEMPT: '2',
+      TRAIN_EPOCHS: '3',
     })
     // Act
     await runJob({ env, store, backend: { name: 'cpu', description: 'test' }, log: () => {} })
     // Assess: every status this attempt wrote
     const written = store.statuses
     expect(written.length).toBeGreaterThan(1)
-    expect(written[0]).toMatchObject({ state: 'running', reason: 'loading dataset', epoch: 2, epochs: 3, jobId: 'job-2', attempt: 2 })
+    expect(written[0]).toMatchObject({
+      state: 'running',
+      reason: 'loading dataset',
+      epoch: 2,
+      epochs: 3,
+      jobId: 'job-2',
+      attempt: 2,
+    })
     for (const s of written) {
       expect(s.dataset).toEqual({ key, etag: 'abc123' })
       expect(s.jobId).toBe('job-2')

@@ -65,7 +65,10 @@ it('equals one thread computing each shard and averaging in replica order', asyn
     g0.variables.map((v, i) => ({
       name: v.name,
       tensor: tf.tensor(
-        average(scaled(g0.grads[v.name]!.dataSync() as Float32Array, sizes[0]!), scaled(g1.grads[g1.variables[i]!.name]!.dataSync() as Float32Array, sizes[1]!)),
+        average(
+          scaled(g0.grads[v.name]!.dataSync() as Float32Array, sizes[0]!),
+          scaled(g1.grads[g1.variables[i]!.name]!.dataSync() as Float32Array, sizes[1]!)
+        ),
         v.shape
       ),
     }))
@@ -77,7 +80,9 @@ it('equals one thread computing each shard and averaging in replica order', asyn
   })
   const reference = weightsOf(a)
   expect(parallel.weights.length).toBe(reference.length)
-  parallel.weights.forEach((w, i) => expect(Array.from(w), a.weights[i]!.originalName).toEqual(Array.from(reference[i]!)))
+  parallel.weights.forEach((w, i) => {
+    expect(Array.from(w), a.weights[i]!.originalName).toEqual(Array.from(reference[i]!))
+  })
   const loss0 = g0.losses.dataSync()[0]!
   const loss1 = g1.losses.dataSync()[0]!
   expect(parallel.losses[0]!.loss).toBeCloseTo((loss0 * sizes[0]! + loss1 * sizes[1]!) / 6, 5)
@@ -88,7 +93,9 @@ it('is deterministic for a seed and replica count, and copes with batches smalle
   const first = train(3, batches)
   const second = train(3, batches)
   expect(first.losses).toEqual(second.losses)
-  first.weights.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(second.weights[i]!)))
+  first.weights.forEach((w, i) => {
+    expect(Array.from(w)).toEqual(Array.from(second.weights[i]!))
+  })
   for (const l of first.losses) expect(Number.isFinite(l.loss)).toBe(true)
   // and it trains: the weights moved
   expect(first.weights.some((w, i) => w.some((v, j) => v !== weightsOf(model())[i]![j]))).toBe(true)

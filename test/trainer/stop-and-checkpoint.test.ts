@@ -103,7 +103,13 @@ describe('stop and checkpoint', () => {
 
     // Act: resume reads slot a
     const events: TrainEvent[] = []
-    await train({ ...base, config: parseTrainConfig({ ...SETTINGS }), output, resume: true, onEvent: (e) => void events.push(e) })
+    await train({
+      ...base,
+      config: parseTrainConfig({ ...SETTINGS }),
+      output,
+      resume: true,
+      onEvent: (e) => void events.push(e),
+    })
 
     // Assess
     expect(events.find((e) => e.type === 'resumed')).toEqual({ type: 'resumed', epochsDone: 0, batchesDone: 2 })

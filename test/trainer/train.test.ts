@@ -40,7 +40,15 @@ describe('train', () => {
     const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
     const output = new FolderStore(outDir)
     // Act
-    const metrics = await train({ items, dataset, config: parseTrainConfig(SETTINGS), output, backend: engine, log: quiet, tty: false })
+    const metrics = await train({
+      items,
+      dataset,
+      config: parseTrainConfig(SETTINGS),
+      output,
+      backend: engine,
+      log: quiet,
+      tty: false,
+    })
     // Assess
     const h = metrics.history
     expect(h).toHaveLength(SETTINGS.epochs)
@@ -99,7 +107,13 @@ describe('train', () => {
     const stop = new Error('stopped')
     await expect(
       train({
-        items, dataset, config, output, backend: engine, log: quiet, tty: false,
+        items,
+        dataset,
+        config,
+        output,
+        backend: engine,
+        log: quiet,
+        tty: false,
         onEvent: (e) => {
           if (e.type === 'epoch' && e.epoch === 2) throw stop
         },
@@ -107,7 +121,17 @@ describe('train', () => {
     ).rejects.toBe(stop)
     // Act
     const events: TrainEvent[] = []
-    const metrics = await train({ items, dataset, config, output, backend: engine, log: quiet, tty: false, resume: true, onEvent: (e) => void events.push(e) })
+    const metrics = await train({
+      items,
+      dataset,
+      config,
+      output,
+      backend: engine,
+      log: quiet,
+      tty: false,
+      resume: true,
+      onEvent: (e) => void events.push(e),
+    })
     // Assess
     expect(events).toContainEqual({ type: 'resumed', epochsDone: 2, batchesDone: 0 })
     expect(events.filter((e) => e.type === 'epoch').map((e) => (e as { epoch: number }).epoch)).toEqual([3])
@@ -120,7 +144,15 @@ describe('train', () => {
     const { items, dataset } = await loadDatasetForTraining({ path: dir }, quiet)
     const out = await mkdtemp(join(tmpdir(), 'agegender-empty-'))
     await expect(
-      train({ items, dataset, config: parseTrainConfig(SETTINGS), output: new FolderStore(out), backend: engine, log: quiet, tty: false })
+      train({
+        items,
+        dataset,
+        config: parseTrainConfig(SETTINGS),
+        output: new FolderStore(out),
+        backend: engine,
+        log: quiet,
+        tty: false,
+      })
     ).rejects.toThrow(TrainingError)
     await rm(dir, { recursive: true, force: true })
     await rm(out, { recursive: true, force: true })

@@ -163,7 +163,9 @@ export class Code {
   /** v128 constant of four i32 lanes. */
   i32x4Const(a: number, b: number, c: number, d: number) {
     const bytes = Buffer.alloc(16)
-    ;[a, b, c, d].forEach((v, i) => bytes.writeInt32LE(v, i * 4))
+    ;[a, b, c, d].forEach((v, i) => {
+      bytes.writeInt32LE(v, i * 4)
+    })
     return this.simd(0x0c, ...bytes)
   }
   private simd(op: number, ...imm: number[]) {
@@ -233,7 +235,14 @@ export function assemble(functions: FunctionDef[]): Uint8Array {
     return [...uleb(body.length), ...body]
   })
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(types)),
     ...section(2, imports),
     ...section(3, funcs),

@@ -9,7 +9,7 @@
  * Pointers are byte offsets into the heap; strides and sizes count float32 elements.
  * @module
  */
-import { assemble, Code, F32, I32, V128 } from './assembler.js'
+import { assemble, type Code, F32, I32, V128 } from './assembler.js'
 
 export interface SimdKernels {
   adam(
@@ -68,7 +68,24 @@ function locals(first: number, names: Record<string, typeof I32 | typeof F32 | t
 
 function adamBody() {
   // params 0-7: g m v w mOut vOut wOut n ; 8-15: b1 c1 b2 c2 d1 d2 step eps
-  const P = { g: 0, m: 1, v: 2, w: 3, mo: 4, vo: 5, wo: 6, n: 7, b1: 8, c1: 9, b2: 10, c2: 11, d1: 12, d2: 13, step: 14, eps: 15 }
+  const P = {
+    g: 0,
+    m: 1,
+    v: 2,
+    w: 3,
+    mo: 4,
+    vo: 5,
+    wo: 6,
+    n: 7,
+    b1: 8,
+    c1: 9,
+    b2: 10,
+    c2: 11,
+    d1: 12,
+    d2: 13,
+    step: 14,
+    eps: 15,
+  }
   const L = locals(16, {
     o: I32,
     end: I32,
@@ -119,7 +136,17 @@ function adamBody() {
       c.get(l['o']!).get(l['end']!).geS().breakIf()
       at(P.g).f32Load().set(l['gs']!)
       at(P.m).f32Load().get(P.b1).f32Mul().get(l['gs']!).get(P.c1).f32Mul().f32Add().set(l['ms']!)
-      at(P.v).f32Load().get(P.b2).f32Mul().get(l['gs']!).get(l['gs']!).f32Mul().get(P.c2).f32Mul().f32Add().set(l['vs']!)
+      at(P.v)
+        .f32Load()
+        .get(P.b2)
+        .f32Mul()
+        .get(l['gs']!)
+        .get(l['gs']!)
+        .f32Mul()
+        .get(P.c2)
+        .f32Mul()
+        .f32Add()
+        .set(l['vs']!)
       at(P.mo).get(l['ms']!).f32Store()
       at(P.vo).get(l['vs']!).f32Store()
       at(P.wo)
@@ -153,7 +180,13 @@ function transposeBody() {
   const l = L.index as Record<string, number>
   const body = (c: Code) => {
     const [i, j, k, s, d, ss4, ds4] = ['i', 'j', 'k', 's', 'd', 'ss4', 'ds4'].map((n) => l[n]!) as [
-      number, number, number, number, number, number, number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
     ]
     const [t0, t1, t2, t3] = ['t0', 't1', 't2', 't3'].map((n) => l[n]!) as [number, number, number, number]
     /** Pushes the byte address src + (row*ss + col)*4 (or dst's), from locals. */
@@ -224,7 +257,24 @@ function transposeBody() {
 }
 
 function maxPoolGradBody() {
-  const P = { x: 0, dy: 1, dx: 2, scratch: 3, n: 4, ih: 5, iw: 6, c: 7, oh: 8, ow: 9, sh: 10, sw: 11, fh: 12, fw: 13, pt: 14, pl: 15 }
+  const P = {
+    x: 0,
+    dy: 1,
+    dx: 2,
+    scratch: 3,
+    n: 4,
+    ih: 5,
+    iw: 6,
+    c: 7,
+    oh: 8,
+    ow: 9,
+    sh: 10,
+    sw: 11,
+    fh: 12,
+    fw: 13,
+    pt: 14,
+    pl: 15,
+  }
   const L = locals(16, {
     b: I32,
     y: I32,
@@ -247,10 +297,41 @@ function maxPoolGradBody() {
   const l = L.index as Record<string, number>
   const body = (c: Code) => {
     const [b, y, xo, y0, x0, y1, x1, yy, xx, g, base, idxAt, o, at, bestV, mask, v] = [
-      'b', 'y', 'xo', 'y0', 'x0', 'y1', 'x1', 'yy', 'xx', 'g', 'base', 'idxAt', 'o', 'at', 'bestV', 'mask', 'v',
+      'b',
+      'y',
+      'xo',
+      'y0',
+      'x0',
+      'y1',
+      'x1',
+      'yy',
+      'xx',
+      'g',
+      'base',
+      'idxAt',
+      'o',
+      'at',
+      'bestV',
+      'mask',
+      'v',
     ].map((k) => l[k]!) as number[] as [
-      number, number, number, number, number, number, number, number, number, number, number, number, number,
-      number, number, number, number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
     ]
     /** for (i = from; i < to; i++) inner */
     const range = (i: number, from: () => void, to: () => void, inner: () => void) => {
@@ -268,56 +349,94 @@ function maxPoolGradBody() {
     const at4 = (ptr: number, index: number) => c.get(ptr).get(index).i32(2).shl().add()
     // The i32 indices live after the c best values in the scratch.
     c.get(P.scratch).get(P.c).i32(2).shl().add().set(idxAt)
-    range(b, () => c.i32(0), () => c.get(P.n), () => {
-      range(y, () => c.i32(0), () => c.get(P.oh), () => {
-        // window rows [max(0, y*sh - pt), min(ih, y*sh - pt + fh))
-        c.get(y).get(P.sh).mul().get(P.pt).sub().set(y0)
-        c.get(y0).get(P.fh).add().set(y1)
-        c.get(y1).get(P.ih).get(y1).get(P.ih).ltS().select().set(y1)
-        c.i32(0).get(y0).get(y0).i32(0).ltS().select().set(y0)
-        range(xo, () => c.i32(0), () => c.get(P.ow), () => {
-          c.get(xo).get(P.sw).mul().get(P.pl).sub().set(x0)
-          c.get(x0).get(P.fw).add().set(x1)
-          c.get(x1).get(P.iw).get(x1).get(P.iw).ltS().select().set(x1)
-          c.i32(0).get(x0).get(x0).i32(0).ltS().select().set(x0)
-          range(g, () => c.i32(0), () => c.get(P.c), () => {
-            at4(P.scratch, g).f32(-Infinity).f32Store()
-            at4(idxAt, g).i32(-1).i32Store()
-          })
-          range(yy, () => c.get(y0), () => c.get(y1), () => {
-            range(xx, () => c.get(x0), () => c.get(x1), () => {
-              // base = ((b*ih + yy)*iw + xx)*c, in floats
-              c.get(b).get(P.ih).mul().get(yy).add().get(P.iw).mul().get(xx).add().get(P.c).mul().set(base)
-              c.i32(0).set(g)
-              c.loop(() => {
-                c.get(g).get(P.c).geS().breakIf()
-                c.get(P.x).get(base).get(g).add().i32(2).shl().add().v128Load().set(v)
-                at4(P.scratch, g).v128Load().set(bestV)
-                c.get(v).get(bestV).f32x4Gt().set(mask)
-                at4(P.scratch, g).get(v).get(bestV).get(mask).bitselect().v128Store()
-                at4(idxAt, g)
-                c.get(base).get(g).add().i32x4Splat().i32x4Const(0, 1, 2, 3).i32x4Add()
-                at4(idxAt, g).v128Load()
-                c.get(mask).bitselect().v128Store()
-                c.get(g).i32(4).add().set(g)
-                c.i32(1).continueIf()
-              })
-            })
-          })
-          // scatter: dx[idx[ch]] += dy[o + ch]
-          c.get(b).get(P.oh).mul().get(y).add().get(P.ow).mul().get(xo).add().get(P.c).mul().set(o)
-          range(g, () => c.i32(0), () => c.get(P.c), () => {
-            at4(idxAt, g).i32Load().set(at)
-            c.get(at).i32(0).geS().ifThen(() => {
-              at4(P.dx, at)
-              at4(P.dx, at).f32Load()
-              c.get(P.dy).get(o).get(g).add().i32(2).shl().add().f32Load()
-              c.f32Add().f32Store()
-            })
-          })
-        })
-      })
-    })
+    range(
+      b,
+      () => c.i32(0),
+      () => c.get(P.n),
+      () => {
+        range(
+          y,
+          () => c.i32(0),
+          () => c.get(P.oh),
+          () => {
+            // window rows [max(0, y*sh - pt), min(ih, y*sh - pt + fh))
+            c.get(y).get(P.sh).mul().get(P.pt).sub().set(y0)
+            c.get(y0).get(P.fh).add().set(y1)
+            c.get(y1).get(P.ih).get(y1).get(P.ih).ltS().select().set(y1)
+            c.i32(0).get(y0).get(y0).i32(0).ltS().select().set(y0)
+            range(
+              xo,
+              () => c.i32(0),
+              () => c.get(P.ow),
+              () => {
+                c.get(xo).get(P.sw).mul().get(P.pl).sub().set(x0)
+                c.get(x0).get(P.fw).add().set(x1)
+                c.get(x1).get(P.iw).get(x1).get(P.iw).ltS().select().set(x1)
+                c.i32(0).get(x0).get(x0).i32(0).ltS().select().set(x0)
+                range(
+                  g,
+                  () => c.i32(0),
+                  () => c.get(P.c),
+                  () => {
+                    at4(P.scratch, g).f32(-Infinity).f32Store()
+                    at4(idxAt, g).i32(-1).i32Store()
+                  }
+                )
+                range(
+                  yy,
+                  () => c.get(y0),
+                  () => c.get(y1),
+                  () => {
+                    range(
+                      xx,
+                      () => c.get(x0),
+                      () => c.get(x1),
+                      () => {
+                        // base = ((b*ih + yy)*iw + xx)*c, in floats
+                        c.get(b).get(P.ih).mul().get(yy).add().get(P.iw).mul().get(xx).add().get(P.c).mul().set(base)
+                        c.i32(0).set(g)
+                        c.loop(() => {
+                          c.get(g).get(P.c).geS().breakIf()
+                          c.get(P.x).get(base).get(g).add().i32(2).shl().add().v128Load().set(v)
+                          at4(P.scratch, g).v128Load().set(bestV)
+                          c.get(v).get(bestV).f32x4Gt().set(mask)
+                          at4(P.scratch, g).get(v).get(bestV).get(mask).bitselect().v128Store()
+                          at4(idxAt, g)
+                          c.get(base).get(g).add().i32x4Splat().i32x4Const(0, 1, 2, 3).i32x4Add()
+                          at4(idxAt, g).v128Load()
+                          c.get(mask).bitselect().v128Store()
+                          c.get(g).i32(4).add().set(g)
+                          c.i32(1).continueIf()
+                        })
+                      }
+                    )
+                  }
+                )
+                // scatter: dx[idx[ch]] += dy[o + ch]
+                c.get(b).get(P.oh).mul().get(y).add().get(P.ow).mul().get(xo).add().get(P.c).mul().set(o)
+                range(
+                  g,
+                  () => c.i32(0),
+                  () => c.get(P.c),
+                  () => {
+                    at4(idxAt, g).i32Load().set(at)
+                    c.get(at)
+                      .i32(0)
+                      .geS()
+                      .ifThen(() => {
+                        at4(P.dx, at)
+                        at4(P.dx, at).f32Load()
+                        c.get(P.dy).get(o).get(g).add().i32(2).shl().add().f32Load()
+                        c.f32Add().f32Store()
+                      })
+                  }
+                )
+              }
+            )
+          }
+        )
+      }
+    )
   }
   return { name: 'maxPoolGrad', params: new Array(16).fill(I32), locals: L.types, body }
 }
@@ -333,7 +452,12 @@ function bnGradSumsBody() {
   const l = L.index as Record<string, number>
   const body = (c: Code) => {
     const [r, g, end, block, bytes, row] = ['r', 'g', 'end', 'block', 'bytes', 'row'].map((k) => l[k]!) as [
-      number, number, number, number, number, number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
     ]
     const v = l['v']!
     const sum1 = () => c.get(P.scratch).get(g).add()
@@ -483,10 +607,13 @@ const cache = new WeakMap<WasmMemory, SimdKernels>()
 
 // Feature probes (as in the wasm-feature-detect project): the smallest modules using one SIMD instruction.
 // i32.const 0; i8x16.splat; i8x16.popcnt
-const SIMD_PROBE = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]
+const SIMD_PROBE = [
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]
 // i32.const 1; i8x16.splat; i32.const 2; i8x16.splat; i8x16.relaxed_swizzle
 const RELAXED_SIMD_PROBE = [
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11,
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15,
+  253, 128, 2, 11,
 ]
 
 function validates(bytes: number[]): boolean {

@@ -82,7 +82,7 @@ async function shrink(blob) {
   c.getContext('2d').drawImage(bitmap, 0, 0, c.width, c.height)
   bitmap.close()
   return new Promise((resolve, reject) =>
-    c.toBlob((b) => (b ? resolve(b) : reject(new Error('cannot re-encode the photo'))), 'image/jpeg', 0.92),
+    c.toBlob((b) => (b ? resolve(b) : reject(new Error('cannot re-encode the photo'))), 'image/jpeg', 0.92)
   )
 }
 
@@ -157,7 +157,8 @@ async function draw(blob, answer) {
   })
   const n = answer.faces.length
   if (answer.fellBack) {
-    note.textContent = 'No face was found, so the whole photo was read as one face: the answer is only ' +
+    note.textContent =
+      'No face was found, so the whole photo was read as one face: the answer is only ' +
       'meaningful if the photo is a close-up of one face.'
   } else if (n === 0) {
     note.textContent = 'No face was found (mode "detect"). Try mode "auto" or "whole" for a close-up.'
@@ -172,9 +173,11 @@ async function draw(blob, answer) {
 function describeModel(model) {
   const parts = [`Model ${model.runId} (${model.architecture}, ${model.inputSize} px)`]
   parts.push(model.detector ? `face detector ${model.detector}` : 'no face detector on this server')
-  parts.push(model.ageInterval
-    ? `age ranges calibrated to ${Math.round(model.ageInterval.level * 100)}%`
-    : 'no calibrated age ranges for this model')
+  parts.push(
+    model.ageInterval
+      ? `age ranges calibrated to ${Math.round(model.ageInterval.level * 100)}%`
+      : 'no calibrated age ranges for this model'
+  )
   modelLine.textContent = parts.join(' · ')
 }
 
@@ -203,7 +206,9 @@ modeSelect.addEventListener('change', () => {
 })
 
 function stopCamera() {
-  stream?.getTracks().forEach((t) => t.stop())
+  stream?.getTracks().forEach((t) => {
+    t.stop()
+  })
   stream = undefined
   video.srcObject = null
   camera.hidden = true
@@ -232,9 +237,13 @@ $('snap').addEventListener('click', () => {
   c.width = video.videoWidth
   c.height = video.videoHeight
   c.getContext('2d').drawImage(video, 0, 0)
-  c.toBlob((blob) => {
-    if (blob) void run(blob, 'camera.jpg')
-  }, 'image/jpeg', 0.92)
+  c.toBlob(
+    (blob) => {
+      if (blob) void run(blob, 'camera.jpg')
+    },
+    'image/jpeg',
+    0.92
+  )
 })
 
 document.body.dataset.state = 'ready'

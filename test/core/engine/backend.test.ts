@@ -7,12 +7,16 @@ import { expect, it } from 'vitest'
 import { BACKEND_CHOICES, initEngine } from '../../../core/engine/index.js'
 
 it('names the missing package when a native backend is forced', async () => {
-  await expect(initEngine({ backend: 'tensorflow' })).rejects.toThrow(/@tensorflow\/tfjs-node is not installed; install it/)
+  await expect(initEngine({ backend: 'tensorflow' })).rejects.toThrow(
+    /@tensorflow\/tfjs-node is not installed; install it/
+  )
   await expect(initEngine({ backend: 'tensorflow-gpu' })).rejects.toThrow(/@tensorflow\/tfjs-node-gpu is not installed/)
 })
 
 it('rejects an unknown choice', async () => {
-  await expect(initEngine({ backend: 'webgpu' as never })).rejects.toThrow(/unknown backend 'webgpu'.*auto, tensorflow-gpu/)
+  await expect(initEngine({ backend: 'webgpu' as never })).rejects.toThrow(
+    /unknown backend 'webgpu'.*auto, tensorflow-gpu/
+  )
   expect(BACKEND_CHOICES).toContain('wasm')
 })
 
@@ -25,7 +29,14 @@ it('auto picks wasm with the training kernels, once, and reports why it passed o
     'tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed; install it or pick another backend',
     'tensorflow: @tensorflow/tfjs-node is not installed; install it or pick another backend',
   ])
-  for (const name of ['training-kernels', 'simd-kernels', 'lazy-conv-gradients', 'fused-batch-norm', 'fused-adam', 'tfjs-version']) {
+  for (const name of [
+    'training-kernels',
+    'simd-kernels',
+    'lazy-conv-gradients',
+    'fused-batch-norm',
+    'fused-adam',
+    'tfjs-version',
+  ]) {
     expect(info.report.features[name], name).toMatchObject({ on: true })
   }
   expect(tf.getBackend()).toBe('wasm')

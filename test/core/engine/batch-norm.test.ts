@@ -76,11 +76,18 @@ describe('batchNormTraining', () => {
           return tf.sum(tf.mul(tf.batchNorm(xx, mean, variance, bb, gg, EPS), r))
         }
         const { mean, variance } = tf.moments(x, axes)
-        return [tf.batchNorm(x, mean, variance, b, g, EPS), mean, variance, ...tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([x, g, b])]
+        return [
+          tf.batchNorm(x, mean, variance, b, g, EPS),
+          mean,
+          variance,
+          ...tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([x, g, b]),
+        ]
       }
       const expected = await on('cpu', reference)
       for (const actual of [await on('wasm', ours), await on('cpu', ours)]) {
-        actual.forEach((v, i) => expectClose(v, expected[i]!))
+        actual.forEach((v, i) => {
+          expectClose(v, expected[i]!)
+        })
       }
     })
   }
@@ -102,7 +109,9 @@ describe.each([
       layer.build([null, 3, 3, 8])
       layer.setWeights([tf.tensor1d(random(8, 7, 0.3, 1)), tf.tensor1d(random(8, 8)), tf.zeros([8]), tf.ones([8])])
       const call = (x: tf.Tensor, training: boolean) =>
-        (stock ? stockBatchNormCall()!.call(layer as never, x, { training }) : layer.apply(x, { training })) as tf.Tensor
+        (stock
+          ? stockBatchNormCall()!.call(layer as never, x, { training })
+          : layer.apply(x, { training })) as tf.Tensor
       const x = tf.tensor(xv, shape)
       const r = tf.tensor(rv, shape)
       const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable)
@@ -113,6 +122,8 @@ describe.each([
     }
     const expected = await on('cpu', run(true))
     const actual = await on('wasm', run(false))
-    actual.forEach((v, i) => expectClose(v, expected[i]!))
+    actual.forEach((v, i) => {
+      expectClose(v, expected[i]!)
+    })
   })
 })

@@ -38,14 +38,28 @@ it('passes over a backend whose probe op fails and says why', async () => {
   tf.registerBackend('broken-fake', () => new BrokenBackend(), 100)
   const chosen: string[] = []
   const result = await climb([
-    { name: 'broken-fake', load: async () => (await activateBackend('broken-fake'), 'broken-fake') },
-    { name: 'cpu', load: async () => (await activateBackend('cpu'), 'cpu') },
+    {
+      name: 'broken-fake',
+      load: async () => {
+        await activateBackend('broken-fake')
+        return 'broken-fake'
+      },
+    },
+    {
+      name: 'cpu',
+      load: async () => {
+        await activateBackend('cpu')
+        return 'cpu'
+      },
+    },
   ])
   chosen.push(result.value)
   expect(chosen).toEqual(['cpu'])
   expect(tf.getBackend()).toBe('cpu')
   expect(result.fallbacks).toHaveLength(1)
-  expect(result.fallbacks[0]).toMatch(/^broken-fake: backend broken-fake loaded but its probe op failed: .*not registered for backend 'broken-fake'/)
+  expect(result.fallbacks[0]).toMatch(
+    /^broken-fake: backend broken-fake loaded but its probe op failed: .*not registered for backend 'broken-fake'/
+  )
 })
 
 it('fails with every reason when no rung works', async () => {

@@ -12,7 +12,7 @@ const require = createRequire(import.meta.url)
 const major = Number(process.versions.node.split('.')[0])
 
 it('defines exactly what is missing, with the semantics tfjs-node relies on', () => {
-  const util = require('util') as Record<string, unknown>
+  const util = require('node:util') as Record<string, unknown>
   const missing = TFJS_NODE_UTIL_CALLS.filter((name) => typeof util[name] !== 'function')
   if (major >= 23) expect(missing).toContain('isNullOrUndefined')
   else expect(missing).toEqual([])
@@ -24,9 +24,23 @@ it('defines exactly what is missing, with the semantics tfjs-node relies on', ()
     if (!missing.includes(name)) expect(util[name], `${name} kept`).toBe(originals[name])
   }
   const isNullOrUndefined = util['isNullOrUndefined'] as (v: unknown) => boolean
-  expect([null, undefined, 0, '', false, NaN, {}].map(isNullOrUndefined)).toEqual([true, true, false, false, false, false, false])
+  expect([null, undefined, 0, '', false, NaN, {}].map(isNullOrUndefined)).toEqual([
+    true,
+    true,
+    false,
+    false,
+    false,
+    false,
+    false,
+  ])
   const isArray = util['isArray'] as (v: unknown) => boolean
-  expect([[], new Array(2), { length: 0 }, 'ab', new Float32Array(1)].map(isArray)).toEqual([true, true, false, false, false])
+  expect([[], new Array(2), { length: 0 }, 'ab', new Float32Array(1)].map(isArray)).toEqual([
+    true,
+    true,
+    false,
+    false,
+    false,
+  ])
 })
 
 it("names the same calls as tfjs-node 4.22's compiled source", () => {
@@ -44,7 +58,7 @@ it("names the same calls as tfjs-node 4.22's compiled source", () => {
 })
 
 function scan(dir: string): string[] {
-  const fs = require('fs') as typeof import('node:fs')
+  const fs = require('node:fs') as typeof import('node:fs')
   const names = new Set<string>()
   for (const entry of fs.readdirSync(dir, { recursive: true }) as string[]) {
     if (!entry.endsWith('.js') || entry.endsWith('_test.js')) continue

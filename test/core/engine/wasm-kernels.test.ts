@@ -56,13 +56,18 @@ function expectClose(actual: Values, expected: Values, tolerance = 1e-4): void {
     }
   }
   const limit = tolerance * Math.max(scale, 1e-3)
-  expect(worst, `max abs diff ${worst} at ${at} (actual ${actual[at]}, expected ${expected[at]}), scale ${scale}`).toBeLessThanOrEqual(limit)
+  expect(
+    worst,
+    `max abs diff ${worst} at ${at} (actual ${actual[at]}, expected ${expected[at]}), scale ${scale}`
+  ).toBeLessThanOrEqual(limit)
 }
 
 async function expectSame(f: () => tf.Tensor | tf.Tensor[], tolerance?: number): Promise<void> {
   const [wasm, cpu] = [await on('wasm', f), await on('cpu', f)]
   expect(wasm.length).toBe(cpu.length)
-  wasm.forEach((w, i) => expectClose(w, cpu[i]!, tolerance))
+  wasm.forEach((w, i) => {
+    expectClose(w, cpu[i]!, tolerance)
+  })
 }
 
 // Every case runs twice: with the SIMD kernel module, and with it forced off so the JS loops that runtimes
@@ -99,7 +104,18 @@ describe.each([
       { x: [2, 16, 16, 3], k: 7, co: 4, stride: 2, pad: 'same' },
       { x: [2, 11, 11, 3], k: 7, co: 4, stride: 2, pad: 3 },
       { x: [2, 6, 7, 3], k: 3, co: 2, stride: 1, pad: 1 },
-      { x: [2, 7, 6, 3], k: 3, co: 2, stride: 2, pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },
+      {
+        x: [2, 7, 6, 3],
+        k: 3,
+        co: 2,
+        stride: 2,
+        pad: [
+          [0, 0],
+          [1, 0],
+          [0, 2],
+          [0, 0],
+        ],
+      },
     ]
     for (const c of cases) {
       it(`k${c.k} s${c.stride} pad ${JSON.stringify(c.pad)} x [${c.x}] -> ${c.co}`, async () => {
@@ -200,14 +216,61 @@ describe.each([
       await expectSame(() => {
         const x = tf.tensor4d(v, [2, 6, 6, 3])
         const r = tf.tensor(random(2 * 9 * 9 * 3, 10), [2, 9, 9, 3])
-        const padded = tf.pad(x, [[0, 0], [1, 2], [3, 0], [0, 0]], 0.5)
-        const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.pad(a, [[0, 0], [1, 2], [3, 0], [0, 0]]), r)))(x)
+        const padded = tf.pad(
+          x,
+          [
+            [0, 0],
+            [1, 2],
+            [3, 0],
+            [0, 0],
+          ],
+          0.5
+        )
+        const dx = tf.grad((a: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              tf.pad(a, [
+                [0, 0],
+                [1, 2],
+                [3, 0],
+                [0, 0],
+              ]),
+              r
+            )
+          )
+        )(x)
         return [
           padded,
           dx,
-          tf.pad(x, [[1, 1], [0, 0], [0, 0], [0, 0]]),
-          tf.pad(x, [[0, 0], [0, 0], [0, 0], [2, 1]], -1),
-          tf.cast(tf.pad(tf.cast(tf.mul(x, 10), 'int32'), [[0, 1], [1, 0], [0, 0], [1, 1]], 7), 'float32'),
+          tf.pad(x, [
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            [0, 0],
+          ]),
+          tf.pad(
+            x,
+            [
+              [0, 0],
+              [0, 0],
+              [0, 0],
+              [2, 1],
+            ],
+            -1
+          ),
+          tf.cast(
+            tf.pad(
+              tf.cast(tf.mul(x, 10), 'int32'),
+              [
+                [0, 1],
+                [1, 0],
+                [0, 0],
+                [1, 1],
+              ],
+              7
+            ),
+            'float32'
+          ),
           tf.pad(tf.tensor1d([1, 2, 3]), [[2, 1]]),
         ]
       })
@@ -303,11 +366,16 @@ describe.each([
     it('matches tfjs Adam on the cpu backend over several steps', async () => {
       const shapes = [[3, 3, 4, 5], [5], [7, 2]]
       const run = (fused: boolean) => {
-        const vars = shapes.map((s, i) => tf.variable(tf.tensor(random(size(s), 20 + i), s), true, `adam-test-${fused}-${i}`))
+        const vars = shapes.map((s, i) =>
+          tf.variable(tf.tensor(random(size(s), 20 + i), s), true, `adam-test-${fused}-${i}`)
+        )
         const optimizer = tf.train.adam(0.01)
         for (let step = 0; step < 4; step++) {
           tf.tidy(() => {
-            const grads = vars.map((v, i) => ({ name: v.name, tensor: tf.tensor(random(v.size, 100 * step + i), v.shape) }))
+            const grads = vars.map((v, i) => ({
+              name: v.name,
+              tensor: tf.tensor(random(v.size, 100 * step + i), v.shape),
+            }))
             // A missing gradient leaves its variable alone, as in tfjs.
             if (step === 1) grads[1]!.tensor = null as unknown as tf.Tensor
             if (fused) applyGradients(optimizer, grads)
@@ -321,7 +389,9 @@ describe.each([
       }
       const fused = await on('wasm', () => run(true))
       const reference = await on('cpu', () => run(false))
-      fused.forEach((v, i) => expectClose(v, reference[i]!, 1e-5))
+      fused.forEach((v, i) => {
+        expectClose(v, reference[i]!, 1e-5)
+      })
     })
 
     it('keeps the optimizer state compatible with getWeights/setWeights', async () => {

@@ -35,7 +35,9 @@ const factories: [string, () => Promise<ObjectStore>][] = [
     'S3Store',
     async () => {
       const bucket = `cond-${++buckets}`
-      await s3().client().send(new CreateBucketCommand({ Bucket: bucket }))
+      await s3()
+        .client()
+        .send(new CreateBucketCommand({ Bucket: bucket }))
       return new S3Store({ bucket, client: s3().client() })
     },
   ],
@@ -43,7 +45,9 @@ const factories: [string, () => Promise<ObjectStore>][] = [
     'prefixedStore(S3Store)',
     async () => {
       const bucket = `cond-${++buckets}`
-      await s3().client().send(new CreateBucketCommand({ Bucket: bucket }))
+      await s3()
+        .client()
+        .send(new CreateBucketCommand({ Bucket: bucket }))
       return prefixedStore(new S3Store({ bucket, client: s3().client() }), 'runs/r1/')
     },
   ],
@@ -55,14 +59,16 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
   it('If-None-Match: * creates once and refuses to overwrite', async () => {
     const store = await makeStore()
     await store.put('status.json', 'first', { ifNoneMatch: '*' })
-    await expect(store.put('status.json', 'second', { ifNoneMatch: '*' })).rejects.toBeInstanceOf(PreconditionFailedError)
+    await expect(store.put('status.json', 'second', { ifNoneMatch: '*' })).rejects.toBeInstanceOf(
+      PreconditionFailedError
+    )
     expect(utf8(await store.get('status.json'))).toBe('first')
   })
 
   it('of two concurrent If-None-Match creates exactly one wins', async () => {
     const store = await makeStore()
     const results = await Promise.allSettled(
-      ['a', 'b', 'c', 'd'].map((v) => store.put('claim.json', v, { ifNoneMatch: '*' })),
+      ['a', 'b', 'c', 'd'].map((v) => store.put('claim.json', v, { ifNoneMatch: '*' }))
     )
     const won = results.filter((r) => r.status === 'fulfilled')
     expect(won).toHaveLength(1)
@@ -78,10 +84,14 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
     expect(read && utf8(read.body)).toBe('v1')
     await store.put('latest.json', 'v2', { ifMatch: read!.etag })
     // the ETag of v1 no longer matches
-    await expect(store.put('latest.json', 'v3', { ifMatch: read!.etag })).rejects.toBeInstanceOf(PreconditionFailedError)
+    await expect(store.put('latest.json', 'v3', { ifMatch: read!.etag })).rejects.toBeInstanceOf(
+      PreconditionFailedError
+    )
     expect(utf8(await store.get('latest.json'))).toBe('v2')
     // If-Match on a missing key fails too
-    await expect(store.put('missing.json', 'x', { ifMatch: read!.etag })).rejects.toBeInstanceOf(PreconditionFailedError)
+    await expect(store.put('missing.json', 'x', { ifMatch: read!.etag })).rejects.toBeInstanceOf(
+      PreconditionFailedError
+    )
     expect(await store.get('missing.json')).toBeUndefined()
   })
 
@@ -100,8 +110,8 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
     const store = await makeStore()
     await Promise.all(
       Array.from({ length: 6 }, () =>
-        updateJson<{ n: number }>(store, 'counter.json', (c) => ({ n: (c?.n ?? 0) + 1 }), { attempts: 50 }),
-      ),
+        updateJson<{ n: number }>(store, 'counter.json', (c) => ({ n: (c?.n ?? 0) + 1 }), { attempts: 50 })
+      )
     )
     expect(await getJson(store, 'counter.json')).toEqual({ n: 6 })
   })
@@ -136,8 +146,12 @@ describe('versions', () => {
 
   it('S3Store sends the version id (s3rver has no versioning and answers only "null")', async () => {
     const bucket = `cond-${++buckets}`
-    await s3().client().send(new CreateBucketCommand({ Bucket: bucket }))
-    await s3().client().send(new PutObjectCommand({ Bucket: bucket, Key: 'datasets/a.zip', Body: 'x' }))
+    await s3()
+      .client()
+      .send(new CreateBucketCommand({ Bucket: bucket }))
+    await s3()
+      .client()
+      .send(new PutObjectCommand({ Bucket: bucket, Key: 'datasets/a.zip', Body: 'x' }))
     const store = new S3Store({ bucket, client: s3().client() })
     expect(utf8(await store.get('datasets/a.zip', { versionId: 'null' }))).toBe('x')
   })

@@ -45,7 +45,10 @@ describe('startEmbeddedS3', () => {
       ...s3ClientConfig(server.env),
       region: server.env['AWS_REGION'],
       endpoint: server.env['AWS_ENDPOINT_URL_S3'],
-      credentials: { accessKeyId: server.env['AWS_ACCESS_KEY_ID'], secretAccessKey: server.env['AWS_SECRET_ACCESS_KEY'] },
+      credentials: {
+        accessKeyId: server.env['AWS_ACCESS_KEY_ID'],
+        secretAccessKey: server.env['AWS_SECRET_ACCESS_KEY'],
+      },
     })
   })
 
@@ -81,7 +84,11 @@ describe('startEmbeddedS3', () => {
       eventName: 'ObjectCreated:Put',
       s3: {
         bucket: { name: 'local', arn: 'arn:aws:s3:::local' },
-        object: { key: 'datasets/UTK+faces%2B100%25.zip', size: 3, eTag: createHash('md5').update('abc').digest('hex') },
+        object: {
+          key: 'datasets/UTK+faces%2B100%25.zip',
+          size: 3,
+          eTag: createHash('md5').update('abc').digest('hex'),
+        },
       },
     })
     expect(first.s3.object.versionId).toBeUndefined()
@@ -94,7 +101,9 @@ describe('startEmbeddedS3', () => {
     const { client, store } = await start((r) => records.push(r))
     await store.put('datasets/a.zip', 'abc')
 
-    await client.send(new CopyObjectCommand({ Bucket: 'local', Key: 'datasets/b.zip', CopySource: 'local/datasets/a.zip' }))
+    await client.send(
+      new CopyObjectCommand({ Bucket: 'local', Key: 'datasets/b.zip', CopySource: 'local/datasets/a.zip' })
+    )
     await client.send(new DeleteObjectCommand({ Bucket: 'local', Key: 'datasets/a.zip' }))
     await vi.waitFor(() => expect(records).toHaveLength(2))
 

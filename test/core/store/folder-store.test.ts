@@ -24,7 +24,7 @@ const failingStream = () =>
     (async function* () {
       yield Buffer.from('partial')
       throw new Error('connection reset')
-    })(),
+    })()
   )
 
 describe('FolderStore', () => {

@@ -18,7 +18,7 @@ describe('s3ClientConfig', () => {
 
   it('treats the global AWS_ENDPOINT_URL (LocalStack) as a custom endpoint too', () => {
     expect(customS3Endpoint({ AWS_ENDPOINT_URL: 'http://localhost.localstack.cloud:4566' })).toBe(
-      'http://localhost.localstack.cloud:4566',
+      'http://localhost.localstack.cloud:4566'
     )
     expect(s3ClientConfig({ AWS_ENDPOINT_URL: 'http://localhost:4566', AWS_REGION: 'eu-west-1' })).toEqual({
       forcePathStyle: true,
@@ -29,7 +29,9 @@ describe('s3ClientConfig', () => {
 
   it('prefers the S3-specific endpoint and honours AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', () => {
     expect(customS3Endpoint({ AWS_ENDPOINT_URL: 'http://a', AWS_ENDPOINT_URL_S3: 'http://b' })).toBe('http://b')
-    expect(customS3Endpoint({ AWS_ENDPOINT_URL: 'http://a', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })).toBeUndefined()
+    expect(
+      customS3Endpoint({ AWS_ENDPOINT_URL: 'http://a', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })
+    ).toBeUndefined()
   })
 
   it('lets S3_FORCE_PATH_STYLE decide either way', () => {
@@ -49,6 +51,8 @@ describe('s3ClientConfig', () => {
   })
 
   it('fails naming S3_FORCE_PATH_STYLE when it is not a boolean', () => {
-    expect(() => s3ClientConfig({ S3_FORCE_PATH_STYLE: 'maybe' })).toThrow(/S3_FORCE_PATH_STYLE must be true or false, got "maybe"/)
+    expect(() => s3ClientConfig({ S3_FORCE_PATH_STYLE: 'maybe' })).toThrow(
+      /S3_FORCE_PATH_STYLE must be true or false, got "maybe"/
+    )
   })
 })

@@ -17,7 +17,7 @@ function streamOf(bytes: Buffer): Readable {
   return Readable.from(
     (function* () {
       for (let at = 0; at < bytes.length; at += 64 * 1024) yield bytes.subarray(at, at + 64 * 1024)
-    })(),
+    })()
   )
 }
 
@@ -64,7 +64,10 @@ describe('S3Store', () => {
     await store.put('runs/r1/report.html', '<html></html>', { contentType: 'text/html' })
     await store.put('runs/r1/raw.bin', new Uint8Array([1]))
 
-    const head = (key: string) => s3().client().send(new HeadObjectCommand({ Bucket: s3().bucket, Key: key }))
+    const head = (key: string) =>
+      s3()
+        .client()
+        .send(new HeadObjectCommand({ Bucket: s3().bucket, Key: key }))
     expect((await head('runs/r1/report.html')).ContentType).toBe('text/html')
     expect((await head('runs/r1/raw.bin')).ContentType).toBe('application/octet-stream')
   })

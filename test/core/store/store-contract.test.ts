@@ -36,7 +36,9 @@ const factories: [string, () => Promise<ObjectStore>][] = [
     async () => {
       // A bucket per test keeps tests independent, as a folder per test does for FolderStore.
       const bucket = `contract-${++buckets}`
-      await s3().client().send(new CreateBucketCommand({ Bucket: bucket }))
+      await s3()
+        .client()
+        .send(new CreateBucketCommand({ Bucket: bucket }))
       return new S3Store({ bucket, client: s3().client() })
     },
   ],
@@ -92,7 +94,14 @@ describe.each(factories)('ObjectStore contract: %s', (_name, makeStore) => {
   it('lists recursively, in key order, with sizes and dates', async () => {
     // Prepare
     const store = await makeStore()
-    const keys = ['runs/b/status.json', 'runs/a/model/model.json', 'runs/a/status.json', 'runs/ab.json', 'runsx/other', 'top.txt']
+    const keys = [
+      'runs/b/status.json',
+      'runs/a/model/model.json',
+      'runs/a/status.json',
+      'runs/ab.json',
+      'runsx/other',
+      'top.txt',
+    ]
     for (const key of keys) await store.put(key, `content of ${key}`)
 
     // Act
@@ -102,7 +111,12 @@ describe.each(factories)('ObjectStore contract: %s', (_name, makeStore) => {
 
     // Assess
     expect(all.map((o) => o.key)).toEqual([...keys].sort())
-    expect(runs.map((o) => o.key)).toEqual(['runs/a/model/model.json', 'runs/a/status.json', 'runs/ab.json', 'runs/b/status.json'])
+    expect(runs.map((o) => o.key)).toEqual([
+      'runs/a/model/model.json',
+      'runs/a/status.json',
+      'runs/ab.json',
+      'runs/b/status.json',
+    ])
     expect(partial.map((o) => o.key)).toEqual(['runs/a/model/model.json', 'runs/a/status.json', 'runs/ab.json'])
     expect(runs[0]!.size).toBe(Buffer.byteLength('content of runs/a/model/model.json'))
     expect(runs[0]!.lastModified).toBeInstanceOf(Date)

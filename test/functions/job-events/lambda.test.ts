@@ -13,9 +13,12 @@ import { useTestS3 } from '../../support/s3-server.js'
 const BUCKET = 'agegender-datasets-123456789012'
 const RUN = 'UTK-faces-100-cropped-5d1c3b7a90'
 const fixture = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../fixtures/events/batch/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>
+  JSON.parse(readFileSync(new URL(`../../fixtures/events/batch/${name}.json`, import.meta.url), 'utf8')) as Record<
+    string,
+    unknown
+  >
 
-const s3 = useTestS3(BUCKET)
+useTestS3(BUCKET)
 let handler: (event: unknown) => Promise<JobEventResult>
 let store: S3Store
 let logs: MockInstance<typeof console.log>
@@ -34,8 +37,13 @@ const statusKey = runKeys(RUN).status
 const status = async () => RunStatus.parse(await getJson(store, statusKey))
 const given = (fields: Partial<RunStatus>) =>
   putJson(store, statusKey, {
-    runId: RUN, dataset: { key: 'datasets/UTK faces 100%+cropped.zip' }, jobId: '4c7599ae-0a82-49aa-ba5a-4727fcce14a8',
-    createdAt: '2026-11-20T09:14:04.000Z', updatedAt: '2026-11-20T09:20:00.000Z', state: 'running', ...fields,
+    runId: RUN,
+    dataset: { key: 'datasets/UTK faces 100%+cropped.zip' },
+    jobId: '4c7599ae-0a82-49aa-ba5a-4727fcce14a8',
+    createdAt: '2026-11-20T09:14:04.000Z',
+    updatedAt: '2026-11-20T09:20:00.000Z',
+    state: 'running',
+    ...fields,
   } satisfies RunStatus)
 
 describe('job-events Lambda', () => {
@@ -55,18 +63,27 @@ describe('job-events Lambda', () => {
         'Batch job 4c7599ae-0a82-49aa-ba5a-4727fcce14a8 failed: Essential container in task exited; ' +
         'container: OutOfMemoryError: Container killed due to memory usage; exit code 137; 1 attempt',
     })
-    expect(JSON.parse(String(logs.mock.calls[0]![0]))).toMatchObject({ level: 'WARN', message: 'run failed', runId: RUN })
+    expect(JSON.parse(String(logs.mock.calls[0]![0]))).toMatchObject({
+      level: 'WARN',
+      message: 'run failed',
+      runId: RUN,
+    })
   })
 
   it('closes a run whose last Spot attempt was reclaimed (it was left running with an interruption note)', async () => {
-    await given({ state: 'running', reason: 'interrupted (stopped by SIGTERM): stopped after step 900; a retried attempt resumes' })
+    await given({
+      state: 'running',
+      reason: 'interrupted (stopped by SIGTERM): stopped after step 900; a retried attempt resumes',
+    })
 
     await handler(fixture('job-failed-spot-reclaimed'))
 
     const s = await status()
     expect(s).toMatchObject({ state: 'failed', attempts: 3 })
     expect(s.exitCode).toBeUndefined()
-    expect(s.reason).toMatch(/^Batch job .* failed: Host EC2 \(instance i-0f3e5a7b9c1d2e4f6\) terminated\.; 3 attempts$/)
+    expect(s.reason).toMatch(
+      /^Batch job .* failed: Host EC2 \(instance i-0f3e5a7b9c1d2e4f6\) terminated\.; 3 attempts$/
+    )
   })
 
   it('closes a queued run whose job was cancelled while stuck RUNNABLE', async () => {
@@ -90,7 +107,10 @@ describe('job-events Lambda', () => {
   it('never overwrites a succeeded run, and ignores events other than FAILED', async () => {
     await given({ state: 'succeeded', promoted: true })
 
-    expect(await handler(fixture('job-failed-oom'))).toMatchObject({ result: 'skipped', reason: 'the run already succeeded' })
+    expect(await handler(fixture('job-failed-oom'))).toMatchObject({
+      result: 'skipped',
+      reason: 'the run already succeeded',
+    })
     expect(await handler(fixture('job-succeeded'))).toMatchObject({ result: 'skipped' })
     expect(await status()).toMatchObject({ state: 'succeeded', promoted: true })
   })
@@ -100,10 +120,16 @@ describe('job-events Lambda', () => {
 
     await handler(fixture('job-failed-oom'))
 
-    expect(await status()).toMatchObject({ state: 'failed', dataset: { key: 'datasets/UTK faces 100%+cropped.zip' }, exitCode: 137 })
+    expect(await status()).toMatchObject({
+      state: 'failed',
+      dataset: { key: 'datasets/UTK faces 100%+cropped.zip' },
+      exitCode: 137,
+    })
   })
 
   it('rejects an event that is not a Batch Job State Change', async () => {
-    await expect(handler({ 'detail-type': 'Object Created', source: 'aws.s3', detail: {} })).rejects.toThrow(/not a Batch Job State Change event/)
+    await expect(handler({ 'detail-type': 'Object Created', source: 'aws.s3', detail: {} })).rejects.toThrow(
+      /not a Batch Job State Change event/
+    )
   })
 })

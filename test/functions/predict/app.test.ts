@@ -36,7 +36,11 @@ const post = (body: RequestInit['body'] | undefined, contentType?: string, targe
   return target.request(`/predict${query}`, { method: 'POST', ...(headers ? { headers } : {}), body })
 }
 
-const multipart = (files: readonly (readonly [string, Uint8Array])[], field = 'image', extra: Record<string, string> = {}) => {
+const multipart = (
+  files: readonly (readonly [string, Uint8Array])[],
+  field = 'image',
+  extra: Record<string, string> = {}
+) => {
   const form = new FormData()
   for (const [name, bytes] of files) form.append(field, new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' }), name)
   for (const [k, v] of Object.entries(extra)) form.append(k, v)
@@ -56,7 +60,12 @@ async function errorOf(res: Response) {
 }
 
 /** The API's answer for one image, from the core pipeline run directly. */
-async function expectedImage(runId: string, bytes: Uint8Array, mode: 'auto' | 'detect' | 'whole' = 'auto', detector = false) {
+async function expectedImage(
+  runId: string,
+  bytes: Uint8Array,
+  mode: 'auto' | 'detect' | 'whole' = 'auto',
+  detector = false
+) {
   const direct = await analyzeDirectly(store, runId, bytes, mode, detector ? squareDetector : undefined)
   return { ...direct, faces: direct.faces.map(onTheWire) }
 }
@@ -77,7 +86,10 @@ describe('predict app before any promotion', () => {
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
     const source = new ModelSource({ store, refreshSeconds: 0, log })
     const fresh = createApp({ models: source, log })
-    expect(await errorOf(await post(svg, 'image/jpeg', fresh))).toMatchObject({ status: 415, code: 'unsupported_media_type' })
+    expect(await errorOf(await post(svg, 'image/jpeg', fresh))).toMatchObject({
+      status: 415,
+      code: 'unsupported_media_type',
+    })
     expect(source.status().checkedAt).toBeUndefined()
     // the same app asks for the model once the bytes are admitted
     expect((await errorOf(await post(jpeg, 'image/jpeg', fresh))).status).toBe(503)
@@ -107,7 +119,8 @@ describe('predict app with a promoted model', () => {
     })
     // without a detector, auto answers for the whole (square) image and says that it fell back
     expect(body.images[0]).toMatchObject({ width: 48, height: 48, mode: 'auto', fellBack: true })
-    const [face] = (body.images[0] as { faces: { age: number; method: string; box: object; ageRange: unknown }[] }).faces
+    const [face] = (body.images[0] as { faces: { age: number; method: string; box: object; ageRange: unknown }[] })
+      .faces
     expect(face).toMatchObject({ method: 'whole-image', box: { x: 0, y: 0, width: 48, height: 48 }, ageRange: null })
     expect(face!.age).toBeGreaterThan(0)
     expect(face!.age).toBeLessThan(120)
@@ -141,13 +154,23 @@ describe('predict app with a promoted model', () => {
     const one = await expectedImage('run-a', jpeg)
     const two = await expectedImage('run-a', jpeg2)
     expect(one.faces[0]!.age).not.toBe(two.faces[0]!.age) // the order is visible in the answers
-    const form = await answerOf(await post(multipart([['a.jpg', jpeg], ['b.jpg', jpeg2], ['c.jpg', jpeg]])))
+    const form = await answerOf(
+      await post(
+        multipart([
+          ['a.jpg', jpeg],
+          ['b.jpg', jpeg2],
+          ['c.jpg', jpeg],
+        ])
+      )
+    )
     expect(form.images).toEqual([
       { index: 0, name: 'a.jpg', ...one },
       { index: 1, name: 'b.jpg', ...two },
       { index: 2, name: 'c.jpg', ...one },
     ])
-    const viaJson = await answerOf(await post(json({ images: [jpeg2, jpeg].map((b) => b.toString('base64')) }), 'application/json'))
+    const viaJson = await answerOf(
+      await post(json({ images: [jpeg2, jpeg].map((b) => b.toString('base64')) }), 'application/json')
+    )
     expect(viaJson.images).toEqual([
       { index: 0, ...two },
       { index: 1, ...one },
@@ -158,29 +181,54 @@ describe('predict app with a promoted model', () => {
   })
 
   it('reports an image that does not decode in place, and answers the others', async () => {
-    const body = await answerOf(await post(multipart([['a.jpg', jpeg], ['broken.jpg', corruptImage()], ['b.jpg', jpeg2]])))
+    const body = await answerOf(
+      await post(
+        multipart([
+          ['a.jpg', jpeg],
+          ['broken.jpg', corruptImage()],
+          ['b.jpg', jpeg2],
+        ])
+      )
+    )
     expect(body.images).toHaveLength(3)
     expect(body.images[0]).toMatchObject({ index: 0, name: 'a.jpg', faces: [expect.any(Object)] })
     expect(body.images[1]).toEqual({
       index: 1,
       name: 'broken.jpg',
-      error: { code: 'unreadable_image', message: expect.stringMatching(/^image 2 \("broken\.jpg"\): cannot decode/), hint: expect.any(String) },
+      error: {
+        code: 'unreadable_image',
+        message: expect.stringMatching(/^image 2 \("broken\.jpg"\): cannot decode/),
+        hint: expect.any(String),
+      },
     })
     expect(body.images[2]).toMatchObject({ index: 2, name: 'b.jpg', faces: [expect.any(Object)] })
   })
 
   it('fails with 400 when no image of several decodes', async () => {
-    const error = await errorOf(await post(multipart([['x.jpg', corruptImage()], ['y.jpg', corruptImage()]])))
-    expect(error).toMatchObject({ status: 400, code: 'unreadable_image', message: expect.stringMatching(/none of the 2 images.*x\.jpg.*y\.jpg/s) })
+    const error = await errorOf(
+      await post(
+        multipart([
+          ['x.jpg', corruptImage()],
+          ['y.jpg', corruptImage()],
+        ])
+      )
+    )
+    expect(error).toMatchObject({
+      status: 400,
+      code: 'unreadable_image',
+      message: expect.stringMatching(/none of the 2 images.*x\.jpg.*y\.jpg/s),
+    })
   })
 
   it('takes the mode from ?mode= or the body; whole reads the whole image without falling back', async () => {
     const whole = await expectedImage('run-a', jpeg, 'whole')
     expect(whole).toMatchObject({ mode: 'whole', fellBack: false })
-    expect((await answerOf(await post(jpeg, 'image/jpeg', app, '?mode=whole'))).images).toEqual([{ index: 0, ...whole }])
-    expect((await answerOf(await post(json({ image: jpeg.toString('base64'), mode: 'whole' }), 'application/json'))).images).toEqual([
+    expect((await answerOf(await post(jpeg, 'image/jpeg', app, '?mode=whole'))).images).toEqual([
       { index: 0, ...whole },
     ])
+    expect(
+      (await answerOf(await post(json({ image: jpeg.toString('base64'), mode: 'whole' }), 'application/json'))).images
+    ).toEqual([{ index: 0, ...whole }])
     const form = await answerOf(await post(multipart([['a.jpg', jpeg]], 'image', { mode: 'whole' })))
     expect(form.images).toEqual([{ index: 0, name: 'a.jpg', ...whole }])
     // the same face, read the same way: only the mode and the fallback flag differ from auto
@@ -189,12 +237,28 @@ describe('predict app with a promoted model', () => {
   })
 
   it.each([
-    ['a bad ?mode=', () => post(jpeg, 'image/jpeg', app, '?mode=faces'), /mode must be one of auto, detect, whole, got "faces"/],
-    ['a bad JSON mode', () => post(json({ image: jpeg.toString('base64'), mode: 'all' }), 'application/json'), /got "all"/],
+    [
+      'a bad ?mode=',
+      () => post(jpeg, 'image/jpeg', app, '?mode=faces'),
+      /mode must be one of auto, detect, whole, got "faces"/,
+    ],
+    [
+      'a bad JSON mode',
+      () => post(json({ image: jpeg.toString('base64'), mode: 'all' }), 'application/json'),
+      /got "all"/,
+    ],
     ['a bad multipart mode', () => post(multipart([['a.jpg', jpeg]], 'image', { mode: '' })), /got ""/],
-    ['a query and body that disagree', () => post(json({ image: jpeg.toString('base64'), mode: 'auto' }), 'application/json', app, '?mode=whole'), /disagree/],
+    [
+      'a query and body that disagree',
+      () => post(json({ image: jpeg.toString('base64'), mode: 'auto' }), 'application/json', app, '?mode=whole'),
+      /disagree/,
+    ],
   ])('answers 400 bad_mode for %s', async (_name, send, message) => {
-    expect(await errorOf(await send())).toMatchObject({ status: 400, code: 'bad_mode', message: expect.stringMatching(message) })
+    expect(await errorOf(await send())).toMatchObject({
+      status: 400,
+      code: 'bad_mode',
+      message: expect.stringMatching(message),
+    })
   })
 
   it('answers 400 mode_unavailable for detect on a server without a face detector', async () => {
@@ -207,13 +271,35 @@ describe('predict app with a promoted model', () => {
     ['an empty body', () => post(new Uint8Array(), 'image/jpeg'), 'missing_image'],
     ['no body and no type', () => post(undefined), 'missing_image'],
     ['a multipart body without "image"', () => post(multipart([['a.jpg', jpeg]], 'photo')), 'missing_image'],
-    ['a multipart body with an empty second file', () => post(multipart([['a.jpg', jpeg], ['b.jpg', new Uint8Array()]])), 'missing_image'],
+    [
+      'a multipart body with an empty second file',
+      () =>
+        post(
+          multipart([
+            ['a.jpg', jpeg],
+            ['b.jpg', new Uint8Array()],
+          ])
+        ),
+      'missing_image',
+    ],
     ['JSON without "image"', () => post('{"picture":"x"}', 'application/json'), 'missing_image'],
-    ['JSON with both "image" and "images"', () => post(json({ image: 'aGk=', images: ['aGk='] }), 'application/json'), 'malformed_json'],
-    ['JSON "images" that is not an array of strings', () => post(json({ images: [1, 2] }), 'application/json'), 'malformed_json'],
+    [
+      'JSON with both "image" and "images"',
+      () => post(json({ image: 'aGk=', images: ['aGk='] }), 'application/json'),
+      'malformed_json',
+    ],
+    [
+      'JSON "images" that is not an array of strings',
+      () => post(json({ images: [1, 2] }), 'application/json'),
+      'malformed_json',
+    ],
     ['malformed JSON', () => post('{"image": ', 'application/json'), 'malformed_json'],
     ['bad base64', () => post(json({ image: 'not*base64!' }), 'application/json'), 'bad_base64'],
-    ['nine images', () => post(multipart(Array.from({ length: 9 }, (_, i) => [`${i}.jpg`, jpeg] as const))), 'too_many_images'],
+    [
+      'nine images',
+      () => post(multipart(Array.from({ length: 9 }, (_, i) => [`${i}.jpg`, jpeg] as const))),
+      'too_many_images',
+    ],
   ])('answers 400 for %s', async (_name, send, code) => {
     expect(await errorOf(await send())).toMatchObject({ status: 400, code })
   })
@@ -226,7 +312,13 @@ describe('predict app with a promoted model', () => {
 
   describe('refuses every other image format with 415, whatever the Content-Type says', () => {
     const formats: [string, () => Promise<Buffer>][] = [
-      ['SVG', async () => Buffer.from('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" fill="red"/></svg>')],
+      [
+        'SVG',
+        async () =>
+          Buffer.from(
+            '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" fill="red"/></svg>'
+          ),
+      ],
       ['TIFF', () => sharp(jpeg).tiff().toBuffer()],
       ['AVIF', () => sharp(jpeg).avif({ quality: 50 }).toBuffer()],
       ['GIF', () => sharp(jpeg).gif().toBuffer()],
@@ -244,7 +336,11 @@ describe('predict app with a promoted model', () => {
         await post(json({ images: [jpeg.toString('base64'), bytes.toString('base64')] }), 'application/json'),
       ]) {
         const error = await errorOf(res)
-        expect(error).toMatchObject({ status: 415, code: 'unsupported_media_type', message: expect.stringContaining(`is ${label}, not JPEG, PNG or WebP`) })
+        expect(error).toMatchObject({
+          status: 415,
+          code: 'unsupported_media_type',
+          message: expect.stringContaining(`is ${label}, not JPEG, PNG or WebP`),
+        })
       }
     })
   })
@@ -298,14 +394,21 @@ describe('predict app with a face detector and a calibrated model', () => {
   beforeAll(async () => {
     await saveTinyModel(store, 'run-cal', 5, { ageInterval: TEST_CALIBRATION })
     await promote(store, 'run-cal')
-    withDetector = createApp({ models: new ModelSource({ store, refreshSeconds: 0, log, detector: async () => squareDetector }), log })
+    withDetector = createApp({
+      models: new ModelSource({ store, refreshSeconds: 0, log, detector: async () => squareDetector }),
+      log,
+    })
     scene = await squaresScene(200, 100, boxes)
     empty = await squaresScene(200, 100, [])
   })
 
   it('answers one entry per detected face, with boxes in pixels and fractions, scores and calibrated ranges', async () => {
     const body = await answerOf(await post(scene, 'image/jpeg', withDetector))
-    expect(body.model).toMatchObject({ runId: 'run-cal', detector: 'test-white-squares', ageInterval: { level: 0.9, method: 'split-conformal' } })
+    expect(body.model).toMatchObject({
+      runId: 'run-cal',
+      detector: 'test-white-squares',
+      ageInterval: { level: 0.9, method: 'split-conformal' },
+    })
     const expected = await expectedImage('run-cal', scene, 'auto', true)
     expect(body.images).toEqual([{ index: 0, ...expected }])
     const image = body.images[0] as typeof expected
@@ -314,7 +417,8 @@ describe('predict app with a face detector and a calibrated model', () => {
     for (const face of image.faces) {
       const drawn = boxes.find((b) => Math.abs(b.x - face.box.x) <= 2)!
       expect(drawn, JSON.stringify(face.box)).toBeDefined()
-      for (const k of ['x', 'y', 'width', 'height'] as const) expect(Math.abs(face.box[k] - drawn[k])).toBeLessThanOrEqual(2)
+      for (const k of ['x', 'y', 'width', 'height'] as const)
+        expect(Math.abs(face.box[k] - drawn[k])).toBeLessThanOrEqual(2)
       expect(face.boxRelative.x).toBeCloseTo(face.box.x / 200, 3)
       expect(face.boxRelative.height).toBeCloseTo(face.box.height / 100, 3)
       expect(face).toMatchObject({ method: 'detector', score: expect.any(Number) })
@@ -332,11 +436,28 @@ describe('predict app with a face detector and a calibrated model', () => {
     const detect = await answerOf(await post(empty, 'image/jpeg', withDetector, '?mode=detect'))
     expect(detect.images).toEqual([{ index: 0, width: 200, height: 100, mode: 'detect', fellBack: false, faces: [] }])
     const auto = await answerOf(await post(empty, 'image/jpeg', withDetector))
-    expect(auto.images[0]).toMatchObject({ mode: 'auto', fellBack: true, faces: [{ method: 'whole-image', score: null }] })
+    expect(auto.images[0]).toMatchObject({
+      mode: 'auto',
+      fellBack: true,
+      faces: [{ method: 'whole-image', score: null }],
+    })
   })
 
   it('mixes images with and without faces in one request', async () => {
-    const body = await answerOf(await post(multipart([['scene.jpg', scene], ['empty.jpg', empty]], 'image', { mode: 'detect' }), undefined, withDetector))
+    const body = await answerOf(
+      await post(
+        multipart(
+          [
+            ['scene.jpg', scene],
+            ['empty.jpg', empty],
+          ],
+          'image',
+          { mode: 'detect' }
+        ),
+        undefined,
+        withDetector
+      )
+    )
     expect(body.images.map((i) => ('faces' in i ? i.faces.length : i.error.code))).toEqual([2, 0])
   })
 })
@@ -350,7 +471,13 @@ describe('the page at GET /', () => {
     expect(html).toContain('<script type="module" src="page.js"></script>')
     expect(html).not.toMatch(/<script>|\son\w+=/) // no inline script or handler for the CSP to refuse
     const csp = page.headers.get('content-security-policy')!
-    for (const directive of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "img-src 'self' blob: data:"]) {
+    for (const directive of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "connect-src 'self'",
+      "frame-ancestors 'none'",
+      "img-src 'self' blob: data:",
+    ]) {
       expect(csp).toContain(directive)
     }
     expect(page.headers.get('permissions-policy')).toMatch(/camera=\(self\)/)

@@ -15,7 +15,7 @@ import { analyzeDirectly, onTheWire, promote, saveTinyModel } from './models.js'
 const BUCKET = 'agegender-models'
 const REFRESH_SECONDS = 1
 
-const s3 = useTestS3(BUCKET)
+useTestS3(BUCKET)
 let handler: typeof import('../../../functions/predict/lambda.js').handler
 let store: S3Store
 

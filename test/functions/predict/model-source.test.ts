@@ -42,7 +42,13 @@ function sourceWithClock(store: ObjectStore, refreshSeconds = 60) {
   let now = 1_000_000
   const log = vi.fn<Log>()
   const source = new ModelSource({ store, refreshSeconds, log, now: () => now })
-  return { source, log, advance: (seconds: number) => void (now += seconds * 1000) }
+  return {
+    source,
+    log,
+    advance: (seconds: number) => {
+      now += seconds * 1000
+    },
+  }
 }
 
 beforeAll(async () => {
@@ -120,7 +126,7 @@ describe('ModelSource', () => {
     advance(11)
     expect((await source.current()).promotion.runId).toBe('run-1')
     expect(log).toHaveBeenCalledWith(
-      expect.objectContaining({ level: 'ERROR', runId: 'run-1', error: expect.stringMatching(/run-missing/) }),
+      expect.objectContaining({ level: 'ERROR', runId: 'run-1', error: expect.stringMatching(/run-missing/) })
     )
     expect(source.status()).toMatchObject({ runId: 'run-1', lastError: expect.stringMatching(/run-missing/) })
     await promote(s3Store, 'run-2')
@@ -174,7 +180,10 @@ describe('ModelSource with a face detector', () => {
     expect(first.faces.detector).toBeUndefined()
     expect(log).toHaveBeenCalledWith(expect.objectContaining({ level: 'ERROR', error: 'weights missing' }))
     // auto still answers, for the whole image, and says it fell back
-    expect(await first.faces.analyze(jpeg, 'auto')).toMatchObject({ fellBack: true, faces: [{ method: 'whole-image' }] })
+    expect(await first.faces.analyze(jpeg, 'auto')).toMatchObject({
+      fellBack: true,
+      faces: [{ method: 'whole-image' }],
+    })
     await promote(s3Store, 'run-2')
     now += 11_000
     expect((await source.current()).faces.detector).toBe(squareDetector)
@@ -183,7 +192,7 @@ describe('ModelSource with a face detector', () => {
 })
 
 describe('predict app across a promotion', () => {
-  it('answers with the new runId after the refresh interval, with the new model\'s predictions', async () => {
+  it("answers with the new runId after the refresh interval, with the new model's predictions", async () => {
     await promote(s3Store, 'run-1')
     const { source, advance } = sourceWithClock(s3Store, 60)
     const app = createApp({ models: source })

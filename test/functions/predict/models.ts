@@ -3,7 +3,13 @@
  * promoted by writing `models/latest.json` the way the trainer's `promote` does.
  * @module
  */
-import { FacePipeline, type FaceAnswer, type FaceDetector, type FaceMode, type ImageAnswer } from '../../../core/faces.js'
+import {
+  FacePipeline,
+  type FaceAnswer,
+  type FaceDetector,
+  type FaceMode,
+  type ImageAnswer,
+} from '../../../core/faces.js'
 import { createModel } from '../../../core/model.js'
 import { defaultMeta, loadModel, saveModel, type ModelMeta } from '../../../core/model-io.js'
 import { Predictor, type AgeGender } from '../../../core/predictor.js'
@@ -30,7 +36,7 @@ export async function saveTinyModel(
   store: ObjectStore,
   runId: string,
   seed: number,
-  meta: Partial<ModelMeta> = {},
+  meta: Partial<ModelMeta> = {}
 ): Promise<string> {
   const prefix = modelPrefix(runId)
   const model = createModel({ ...TINY, seed })
@@ -79,13 +85,13 @@ export async function analyzeDirectly(
   runId: string,
   image: Uint8Array,
   mode: FaceMode = 'auto',
-  detector?: FaceDetector,
+  detector?: FaceDetector
 ): Promise<ImageAnswer> {
   const { model, meta } = await loadModel(store, modelPrefix(runId))
   try {
     return await new FacePipeline({ predictor: new Predictor(model, meta), ...(detector ? { detector } : {}) }).analyze(
       image,
-      mode,
+      mode
     )
   } finally {
     model.dispose()
@@ -108,7 +114,9 @@ export function onTheWire(face: FaceAnswer): FaceAnswer {
     score: face.score === null ? null : r4(face.score),
     method: face.method,
     age: r1(face.age),
-    ageRange: face.ageRange ? { low: r1(face.ageRange.low), high: r1(face.ageRange.high), level: face.ageRange.level } : null,
+    ageRange: face.ageRange
+      ? { low: r1(face.ageRange.low), high: r1(face.ageRange.high), level: face.ageRange.level }
+      : null,
     gender: face.gender,
     genderProbability: r4(face.genderProbability),
   }

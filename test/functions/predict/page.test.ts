@@ -23,7 +23,7 @@ const inCi = process.env['CI'] === 'true'
 const run = hasChromium() || inCi
 if (!hasChromium()) {
   console.warn(
-    `${inCi ? 'FAILING' : 'skipping'} the page test in headless Chromium: ${CHROMIUM_PATH} is absent (apt-get install -y chromium)`,
+    `${inCi ? 'FAILING' : 'skipping'} the page test in headless Chromium: ${CHROMIUM_PATH} is absent (apt-get install -y chromium)`
   )
 }
 
@@ -99,15 +99,21 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
 
   // Callbacks below run in the page; this project's types are Node's (no DOM lib), hence the structural casts.
   type Item = { textContent: string | null; dataset: Record<string, string> }
-  type Canvas = { getContext(type: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } }
+  type Canvas = {
+    getContext(type: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } }
+  }
   type Video = { videoWidth: number; videoHeight: number }
 
   const faceItems = (page: Page) =>
     page.$$eval('#faces li', (items) =>
       items.map((element) => {
         const li = element as unknown as Item
-        return { text: li.textContent ?? '', box: li.dataset['box']!.split(',').map(Number), colour: li.dataset['colour']! }
-      }),
+        return {
+          text: li.textContent ?? '',
+          box: li.dataset['box']!.split(',').map(Number),
+          colour: li.dataset['colour']!,
+        }
+      })
     )
 
   const canvasWidth = (page: Page) => page.$eval('#canvas', (c) => (c as unknown as { width: number }).width)
@@ -120,7 +126,7 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
         const d = (canvas as unknown as Canvas).getContext('2d').getImageData(px!, py!, 1, 1).data
         return `#${[d[0], d[1], d[2]].map((v) => v!.toString(16).padStart(2, '0')).join('')}`
       },
-      [x, y],
+      [x, y]
     )
 
   it('draws each detected face with its box, age range and gender, as the API answers', async () => {
@@ -138,12 +144,14 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
       expect(item.text).toBe(
         `age ${face.age.toFixed(1)}, 90% range ${range.low.toFixed(1)}–${range.high.toFixed(1)}; ${face.gender} ` +
           `(${Math.round(100 * (face.gender === 'female' ? face.genderProbability : 1 - face.genderProbability))}%); ` +
-          `detector score ${face.score!.toFixed(2)}`,
+          `detector score ${face.score!.toFixed(2)}`
       )
       // boxes are drawn at the API's pixel positions, scaled as the photo is (400 px wide, drawn at 480)
       const scale = (await canvasWidth(page)) / answer.width
       expect(scale).toBe(1.2)
-      expect(item.box).toEqual([face.box.x, face.box.y, face.box.width, face.box.height].map((v) => Math.round(v * scale)))
+      expect(item.box).toEqual(
+        [face.box.x, face.box.y, face.box.width, face.box.height].map((v) => Math.round(v * scale))
+      )
       const [x, y, w, h] = item.box as [number, number, number, number]
       // the box's left edge is drawn in its colour; the inside of the (white) square is still the photo
       expect(await pixel(page, x + 1, y + Math.round(h / 2))).toBe(item.colour)
@@ -151,7 +159,7 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
       expect(inside).toMatch(/^#f[a-f0-9]f[a-f0-9]f[a-f0-9]$/)
     }
     expect(await page.textContent('#model')).toBe(
-      'Model run-cal (resnet18-two-heads, 32 px) · face detector test-white-squares · age ranges calibrated to 90%',
+      'Model run-cal (resnet18-two-heads, 32 px) · face detector test-white-squares · age ranges calibrated to 90%'
     )
     expect(problems).toEqual([])
     await page.close()
@@ -165,7 +173,11 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     expect(await page.textContent('#status')).toBe('No face found: whole photo read as one face.')
     expect(await page.textContent('#note')).toMatch(/^No face was found, so the whole photo was read as one face/)
     const [item] = await faceItems(page)
-    expect(item!.text).toMatch(new RegExp(`^age ${answer.faces[0]!.age.toFixed(1)} \\(no calibrated range for this model\\); (male|female) \\(\\d+%\\); whole image$`))
+    expect(item!.text).toMatch(
+      new RegExp(
+        `^age ${answer.faces[0]!.age.toFixed(1)} \\(no calibrated range for this model\\); (male|female) \\(\\d+%\\); whole image$`
+      )
+    )
     // a 96 px crop is drawn at 480 px: the whole-image box fills the canvas
     expect(await canvasWidth(page)).toBe(480)
     expect(item!.box).toEqual([0, 0, 480, 480])
@@ -192,7 +204,10 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     const posts: string[] = []
     page.on('request', (r) => void (r.method() === 'POST' && posts.push(new URL(r.url()).pathname)))
     const base64 = (await readFile(files['face.jpg']!)).toString('base64')
-    type Dom = { DataTransfer: new () => { items: { add(file: unknown): void } }; File: new (parts: unknown[], name: string, options: object) => unknown }
+    type Dom = {
+      DataTransfer: new () => { items: { add(file: unknown): void } }
+      File: new (parts: unknown[], name: string, options: object) => unknown
+    }
     const dataTransfer = await page.evaluateHandle((b64) => {
       const dom = globalThis as unknown as Dom
       const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
@@ -217,7 +232,10 @@ describe.skipIf(!run)('the page in headless Chromium', () => {
     await page.waitForFunction(() => (globalThis as unknown as Doc).document.getElementById('video').videoWidth > 0)
     await page.click('#snap')
     await page.waitForSelector('body[data-state="done"]')
-    const size = await page.$eval('#video', (v) => [(v as unknown as Video).videoWidth, (v as unknown as Video).videoHeight])
+    const size = await page.$eval('#video', (v) => [
+      (v as unknown as Video).videoWidth,
+      (v as unknown as Video).videoHeight,
+    ])
     const [item] = await faceItems(page)
     // the fake camera's frame, read whole: the centred square of the frame, at the canvas's scale
     const scale = (await canvasWidth(page)) / size[0]!

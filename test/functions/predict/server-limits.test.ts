@@ -37,11 +37,20 @@ function heldRequest(): { finish(): Promise<IncomingMessage & { text: string }>;
   const url = new URL(`${server.url}/predict`)
   let resolveResponse!: (res: IncomingMessage & { text: string }) => void
   const response = new Promise<IncomingMessage & { text: string }>((done) => (resolveResponse = done))
-  const req = httpRequest({ host: url.hostname, port: url.port, method: 'POST', path: '/predict', headers: { 'content-type': 'image/jpeg', 'content-length': jpeg.length } }, (res) => {
-    let text = ''
-    res.on('data', (c: Buffer) => (text += c.toString()))
-    res.on('end', () => resolveResponse(Object.assign(res, { text })))
-  })
+  const req = httpRequest(
+    {
+      host: url.hostname,
+      port: url.port,
+      method: 'POST',
+      path: '/predict',
+      headers: { 'content-type': 'image/jpeg', 'content-length': jpeg.length },
+    },
+    (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => (text += c.toString()))
+      res.on('end', () => resolveResponse(Object.assign(res, { text })))
+    }
+  )
   req.write(jpeg.subarray(0, 100))
   return {
     req,
@@ -62,14 +71,22 @@ describe('predict server backpressure', () => {
     const health = await fetch(`${server.url}/healthz`)
     expect(health.status).toBe(200)
     // Act
-    const third = await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg })
+    const third = await fetch(`${server.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: jpeg,
+    })
     // Assess
     expect(third.status).toBe(503)
     expect(third.headers.get('retry-after')).toBe('1')
     expect(await third.json()).toMatchObject({ error: 'busy' })
     const [a, b] = await Promise.all([first.finish(), second.finish()])
     expect([a.statusCode, b.statusCode]).toEqual([200, 200])
-    const fourth = await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg })
+    const fourth = await fetch(`${server.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: jpeg,
+    })
     expect(fourth.status).toBe(200)
   })
 

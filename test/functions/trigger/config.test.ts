@@ -17,14 +17,17 @@ describe('parseTriggerConfig', () => {
     })
   })
 
-  it.each(['STORE_BUCKET', 'JOB_QUEUE_ARN', 'JOB_DEFINITION_ARN'])('fails naming %s when it is missing or blank', (name) => {
-    const missing = { ...complete, [name]: undefined }
-    const blank = { ...complete, [name]: '  ' }
+  it.each(['STORE_BUCKET', 'JOB_QUEUE_ARN', 'JOB_DEFINITION_ARN'])(
+    'fails naming %s when it is missing or blank',
+    (name) => {
+      const missing = { ...complete, [name]: undefined }
+      const blank = { ...complete, [name]: '  ' }
 
-    expect(() => parseTriggerConfig(missing)).toThrow(ConfigError)
-    expect(() => parseTriggerConfig(missing)).toThrow(new RegExp(`${name}: required`))
-    expect(() => parseTriggerConfig(blank)).toThrow(new RegExp(`${name}: required`))
-  })
+      expect(() => parseTriggerConfig(missing)).toThrow(ConfigError)
+      expect(() => parseTriggerConfig(missing)).toThrow(new RegExp(`${name}: required`))
+      expect(() => parseTriggerConfig(blank)).toThrow(new RegExp(`${name}: required`))
+    }
+  )
 
   it('names every missing variable at once', () => {
     expect(() => parseTriggerConfig({})).toThrow(/STORE_BUCKET.*JOB_QUEUE_ARN.*JOB_DEFINITION_ARN/)

@@ -131,9 +131,17 @@ describe('trigger Lambda', () => {
     const results = await Promise.all([1, 2, 3].map(() => handler(structuredClone(event))))
 
     expect(submitted()).toHaveLength(1)
-    expect(results.flat().map((r) => r.result).sort()).toEqual(['skipped', 'skipped', 'submitted'])
+    expect(
+      results
+        .flat()
+        .map((r) => r.result)
+        .sort()
+    ).toEqual(['skipped', 'skipped', 'submitted'])
     const runId = results.flat().find((r) => r.result === 'submitted')!.runId!
-    expect(await getJson(store, runKeys(runId).status)).toMatchObject({ state: 'queued', jobId: `job-for-train-${runId}` })
+    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+      state: 'queued',
+      jobId: `job-for-train-${runId}`,
+    })
   })
 
   it('ignores objects that are not datasets, including the runs it writes itself', async () => {
@@ -144,8 +152,16 @@ describe('trigger Lambda', () => {
 
     expect(submitted()).toEqual([])
     expect(results).toEqual([
-      expect.objectContaining({ result: 'skipped', key: 'datasets/readme.txt', reason: expect.stringMatching(/not a dataset key/) }),
-      expect.objectContaining({ result: 'skipped', key: 'runs/x/status.json', reason: expect.stringMatching(/not a dataset key/) }),
+      expect.objectContaining({
+        result: 'skipped',
+        key: 'datasets/readme.txt',
+        reason: expect.stringMatching(/not a dataset key/),
+      }),
+      expect.objectContaining({
+        result: 'skipped',
+        key: 'runs/x/status.json',
+        reason: expect.stringMatching(/not a dataset key/),
+      }),
     ])
     expect(loggedLines()).toHaveLength(2)
     expect(await store.list('runs/x/')).toHaveLength(1)
@@ -162,22 +178,29 @@ describe('trigger Lambda', () => {
       .callsFake(acceptJob)
 
     // Act + Assess: the failure
-    await expect(handler(event)).rejects.toThrow(/1 of 1 runs could not be submitted: could not start run .*Too Many Requests/)
+    await expect(handler(event)).rejects.toThrow(
+      /1 of 1 runs could not be submitted: could not start run .*Too Many Requests/
+    )
     expect(await getJson(store, runKeys(runId).status)).toMatchObject({
       state: 'failed',
       reason: 'job submission failed: ClientException: Too Many Requests',
     })
-    expect(loggedLines()).toEqual([expect.objectContaining({ level: 'ERROR', runId, error: expect.stringMatching(/Too Many Requests/) })])
+    expect(loggedLines()).toEqual([
+      expect.objectContaining({ level: 'ERROR', runId, error: expect.stringMatching(/Too Many Requests/) }),
+    ])
 
     // Act + Assess: Lambda's retry of the same event
     await handler(event)
     expect(submitted()).toHaveLength(2)
-    expect(await getJson(store, runKeys(runId).status)).toMatchObject({ state: 'queued', jobId: `job-for-train-${runId}` })
+    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+      state: 'queued',
+      jobId: `job-for-train-${runId}`,
+    })
   })
 
   it('rejects a malformed event with a clear error and submits nothing', async () => {
     await expect(handler({ Records: [{ eventSource: 'aws:s3' }] })).rejects.toThrow(
-      /not an S3 event notification: Records\.0\.eventVersion: .*Records\.0\.s3/,
+      /not an S3 event notification: Records\.0\.eventVersion: .*Records\.0\.s3/
     )
     await expect(handler({ detail: {} })).rejects.toThrow(/Records/)
     expect(submitted()).toEqual([])

@@ -48,8 +48,11 @@ describe('plan', () => {
     'starts a run for an upload whose suffix is in another letter case (%s)',
     (key) => {
       const [planned] = plan([recordWith({ key })])
-      expect(planned).toMatchObject({ action: 'run', run: { datasetKey: key, runId: expect.stringMatching(/^faces-[0-9a-f]{10}$/) } })
-    },
+      expect(planned).toMatchObject({
+        action: 'run',
+        run: { datasetKey: key, runId: expect.stringMatching(/^faces-[0-9a-f]{10}$/) },
+      })
+    }
   )
 
   it('falls back to the ETag, then the sequencer, when the bucket is not versioned', () => {
@@ -90,8 +93,14 @@ describe('plan', () => {
     const [elsewhere] = plan([base], { bucket: 'some-other-bucket' })
 
     expect(empty).toMatchObject({ action: 'skip', reason: 'empty object' })
-    expect(noVersion).toMatchObject({ action: 'skip', reason: expect.stringMatching(/no versionId, eTag or sequencer/) })
-    expect(elsewhere).toMatchObject({ action: 'skip', reason: 'bucket agegender-datasets-123456789012 is not some-other-bucket' })
+    expect(noVersion).toMatchObject({
+      action: 'skip',
+      reason: expect.stringMatching(/no versionId, eTag or sequencer/),
+    })
+    expect(elsewhere).toMatchObject({
+      action: 'skip',
+      reason: 'bucket agegender-datasets-123456789012 is not some-other-bucket',
+    })
   })
 
   it('makes valid Batch job names, even from long and odd keys', () => {

@@ -24,7 +24,10 @@ describe('Schema: S3 event', () => {
     expect(event.Records).toHaveLength(1)
     expect(event.Records[0]).toMatchObject({
       eventName: 'ObjectCreated:CompleteMultipartUpload',
-      s3: { bucket: { name: 'agegender-datasets-123456789012' }, object: { key: 'datasets/UTK+faces+100%25%2Bcropped.zip' } },
+      s3: {
+        bucket: { name: 'agegender-datasets-123456789012' },
+        object: { key: 'datasets/UTK+faces+100%25%2Bcropped.zip' },
+      },
     })
     // Fields the trigger does not read are kept, not stripped.
     expect(event.Records[0]).toHaveProperty('responseElements')

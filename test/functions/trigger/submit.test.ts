@@ -33,7 +33,13 @@ afterEach(async () => {
 
 /** A status document as an earlier delivery (or the trainer) left it. */
 const earlier = (fields: Partial<RunStatus>) =>
-  putJson(store, statusKey, { runId: run.runId, dataset: { key: run.datasetKey }, createdAt: 'x', updatedAt: 'x', ...fields })
+  putJson(store, statusKey, {
+    runId: run.runId,
+    dataset: { key: run.datasetKey },
+    createdAt: 'x',
+    updatedAt: 'x',
+    ...fields,
+  })
 
 const submitting = (jobId: string) => ({ submit: vi.fn<JobSubmitter['submit']>().mockResolvedValue(jobId) })
 
@@ -69,7 +75,10 @@ describe('submitRun', () => {
     await putJson(store, statusKey, { something: 'else' })
     const submitter = submitting('job-2')
 
-    expect(await submitRun(run, { store, submitter, now })).toMatchObject({ outcome: 'already-started', state: 'unknown' })
+    expect(await submitRun(run, { store, submitter, now })).toMatchObject({
+      outcome: 'already-started',
+      state: 'unknown',
+    })
     expect(submitter.submit).not.toHaveBeenCalled()
   })
 
@@ -80,7 +89,10 @@ describe('submitRun', () => {
 
     await expect(attempt).rejects.toThrow(SubmitError)
     await expect(attempt).rejects.toThrow(`could not start run ${run.runId}: Rate exceeded`)
-    expect(await getJson(store, statusKey)).toMatchObject({ state: 'failed', reason: 'job submission failed: Error: Rate exceeded' })
+    expect(await getJson(store, statusKey)).toMatchObject({
+      state: 'failed',
+      reason: 'job submission failed: Error: Rate exceeded',
+    })
   })
 
   it('tries again when the only earlier attempt failed before a job existed', async () => {
@@ -99,7 +111,10 @@ describe('submitRun', () => {
     await earlier({ state: 'failed', jobId: 'job-0', reason: 'out of memory' })
     const submitter = submitting('job-4')
 
-    expect(await submitRun(run, { store, submitter, now })).toMatchObject({ outcome: 'already-started', state: 'failed' })
+    expect(await submitRun(run, { store, submitter, now })).toMatchObject({
+      outcome: 'already-started',
+      state: 'failed',
+    })
     expect(submitter.submit).not.toHaveBeenCalled()
   })
 })
@@ -120,7 +135,10 @@ describe('submitRun under concurrent deliveries', () => {
     await earlier({ state: 'queued', updatedAt: '2026-11-20T09:59:00.000Z' })
     const submitter = submitting('job-6')
 
-    expect(await submitRun(run, { store, submitter, now })).toMatchObject({ outcome: 'already-started', state: 'queued' })
+    expect(await submitRun(run, { store, submitter, now })).toMatchObject({
+      outcome: 'already-started',
+      state: 'queued',
+    })
     expect(submitter.submit).not.toHaveBeenCalled()
   })
 
@@ -128,7 +146,9 @@ describe('submitRun under concurrent deliveries', () => {
     await earlier({ state: 'queued', updatedAt: '2026-11-20T09:40:00.000Z' })
     const submitter = submitting('job-7')
 
-    const outcomes = await Promise.all([1, 2].map(() => submitRun(run, { store, submitter, now, staleClaimSeconds: 300 })))
+    const outcomes = await Promise.all(
+      [1, 2].map(() => submitRun(run, { store, submitter, now, staleClaimSeconds: 300 }))
+    )
 
     expect(submitter.submit).toHaveBeenCalledTimes(1)
     expect(outcomes.map((o) => o.outcome).sort()).toEqual(['already-started', 'submitted'])
