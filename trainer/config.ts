@@ -5,7 +5,7 @@
 import { z } from 'zod'
 
 export const TrainConfig = z.object({
-  epochs: z.coerce.number().int().min(1).max(1000).default(10),
+  epochs: z.coerce.number().int().min(1).max(1000).default(6),
   imageSize: z.coerce
     .number()
     .int()
@@ -20,7 +20,7 @@ export const TrainConfig = z.object({
   /** Share of all steps spent warming the learning rate up linearly from near zero. */
   warmupFraction: z.coerce.number().min(0).max(0.5).default(0.03),
   /** Weight of the gender cross-entropy beside the L1 age loss (years). */
-  genderWeight: z.coerce.number().min(0).default(1),
+  genderWeight: z.coerce.number().min(0).default(3),
   augment: z
     .preprocess((v) => (v === 'false' || v === '0' ? false : v === 'true' || v === '1' ? true : v), z.boolean())
     .default(true),
