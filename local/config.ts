@@ -20,11 +20,11 @@ export const DEFAULT_DATA_DIR = '.local'
 
 /**
  * The recipe of docs/results (64 px, gender loss weight 3, identical training images merged), sized so a UTKFace run
- * on a 2-core CPU ends within 2 hours (6 epochs ≈ 110 min at the ~17.5 images/s measured on one quiet core);
+ * on a 2-core CPU ends within 2 hours (5 epochs ≈ 115 min at the ~14 images/s measured on one core);
  * override with env or flags.
  */
 export const LOCAL_TRAIN_DEFAULTS: Readonly<Record<string, string>> = {
-  TRAIN_EPOCHS: '6',
+  TRAIN_EPOCHS: '5',
   TRAIN_IMAGE_SIZE: '64',
   AGEGENDER_BACKEND: 'auto',
 }

@@ -9,7 +9,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
 
   --data PATH            dataset: UTKFace-named images, or any images with a labels.csv (filename,age,gender)
   --out PATH             output folder: model/, metrics.json, report.html, checkpoint/
-  --epochs N             (default 6)         --image-size S   multiple of 32 (default 64)
+  --epochs N             (default 5)         --image-size S   multiple of 32 (default 64)
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
   --seed N               (default 42)        --pretrained F   torchvision ResNet18 model.safetensors
   --pretrained-sha256 H  sha256 the --pretrained file must have (path, s3://bucket/key or https:// URL)

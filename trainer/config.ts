@@ -5,7 +5,7 @@
 import { z } from 'zod'
 
 export const TrainConfig = z.object({
-  epochs: z.coerce.number().int().min(1).max(1000).default(6),
+  epochs: z.coerce.number().int().min(1).max(1000).default(5),
   imageSize: z.coerce
     .number()
     .int()
