@@ -5,6 +5,9 @@
  */
 import { availableParallelism } from 'node:os'
 import { decodeImage, ImageDecodeError } from '../core/preprocess.js'
+import type { Split } from '../core/split.js'
+import type { Sample } from './evaluation.js'
+import { createProgress } from './progress.js'
 
 export interface DecodeResult {
   /** Decoded RGB `[size, size, 3]` per input, or `undefined` where the image could not be read. */
@@ -38,4 +41,40 @@ export async function decodeAll(
   }
   await Promise.all(Array.from({ length: workers }, work))
   return { pixels, failures }
+}
+
+/** An image of a labelled dataset, as the loader gives it. */
+export interface LabelledImage {
+  readonly bytes: Uint8Array
+  readonly split: Split
+  readonly label: { readonly age: number; readonly gender: 0 | 1; readonly race?: number }
+}
+
+/**
+ * Decodes `items` with a progress bar ({@link decodeAll}) and groups the readable ones by split, in input order.
+ * Failures index into `items`.
+ */
+export async function decodeSplits(
+  items: readonly LabelledImage[],
+  size: number,
+  progress: { readonly write: (line: string) => void; readonly tty?: boolean | undefined }
+): Promise<{ splits: Record<Split, Sample[]>; failures: DecodeResult['failures'] }> {
+  const bar = createProgress({
+    label: 'decode',
+    total: items.length,
+    ...(progress.tty === undefined ? {} : { tty: progress.tty }),
+    write: progress.write,
+  })
+  const decoded = await decodeAll(
+    items.map((i) => i.bytes),
+    size,
+    (done) => bar.update(done)
+  )
+  bar.stop()
+  const splits: Record<Split, Sample[]> = { train: [], val: [], test: [] }
+  items.forEach((item, i) => {
+    const pixels = decoded.pixels[i]
+    if (pixels) splits[item.split].push({ pixels, ...item.label })
+  })
+  return { splits, failures: decoded.failures }
 }

@@ -15,10 +15,9 @@ import { Predictor } from '../core/predictor.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { getJson, putJson } from '../core/store/object-store.js'
 import { calibrateRun, toCalibrationSamples, type RunAgeInterval } from './age-interval.js'
-import { decodeAll } from './decode.js'
-import { evaluate, type Sample } from './evaluation.js'
+import { decodeSplits } from './decode.js'
+import { evaluate } from './evaluation.js'
 import { loadDatasetForTraining } from './load.js'
-import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
 import { subsample, type Split, type TrainMetrics } from './train.js'
 
@@ -69,29 +68,16 @@ export async function evaluateRun(options: EvaluateRunOptions): Promise<Evaluate
     const wanted = new Set<Split>(options.split === 'all' ? ['train', 'val', 'test'] : [options.split])
     if (options.calibrate) wanted.add('val').add('test')
     const chosen = items.filter((i) => wanted.has(i.split))
-    const bar = createProgress({
-      label: 'decode',
-      total: chosen.length,
-      ...(options.tty === undefined ? {} : { tty: options.tty }),
+    const { splits: samples, failures } = await decodeSplits(chosen, meta.inputSize, {
       write: log,
-    })
-    const decoded = await decodeAll(
-      chosen.map((i) => i.bytes),
-      meta.inputSize,
-      (d) => bar.update(d)
-    )
-    bar.stop()
-    const samples: Record<Split, Sample[]> = { train: [], val: [], test: [] }
-    chosen.forEach((item, i) => {
-      const pixels = decoded.pixels[i]
-      if (pixels) samples[item.split].push({ pixels, ...item.label })
+      ...(options.tty === undefined ? {} : { tty: options.tty }),
     })
     const predictor = new Predictor(model, meta)
     const batchSize = run?.config?.evalBatchSize ?? 64
     const inSplit =
       options.split === 'all' ? [...samples.train, ...samples.val, ...samples.test] : samples[options.split]
     const result = await evaluate(predictor, inSplit, batchSize)
-    const unreadable = decoded.failures.filter(
+    const unreadable = failures.filter(
       (f) => options.split === 'all' || chosen[f.index]!.split === options.split
     ).length
 

@@ -32,9 +32,9 @@ import {
 } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
-import { decodeAll } from './decode.js'
+import { decodeSplits } from './decode.js'
 import { dedupeTraining, type DedupeReport } from './dedupe.js'
-import { evaluate, type Evaluation, type Sample } from './evaluation.js'
+import { evaluate, type Evaluation } from './evaluation.js'
 import { machineInfo, type MachineInfo } from './machine.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
@@ -181,33 +181,20 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         `${r.genderConflicts} with disagreeing genders dropped), ${r.removed} items removed`
     )
   }
-  const decodeBar = createProgress({
-    label: 'decode',
-    total: items.length,
-    ...(options.tty === undefined ? {} : { tty: options.tty }),
+  const { splits, failures } = await decodeSplits(items, config.imageSize, {
     write: log,
+    ...(options.tty === undefined ? {} : { tty: options.tty }),
   })
-  const decoded = await decodeAll(
-    items.map((i) => i.bytes),
-    config.imageSize,
-    (done) => decodeBar.update(done)
-  )
-  decodeBar.stop()
   timings.decodeSeconds = since(t0)
-  for (const f of decoded.failures.slice(0, 20)) log(`skipped ${items[f.index]!.name}: ${f.reason}`)
-  await emit({ type: 'decoded', images: items.length, failures: decoded.failures.length })
+  for (const f of failures.slice(0, 20)) log(`skipped ${items[f.index]!.name}: ${f.reason}`)
+  await emit({ type: 'decoded', images: items.length, failures: failures.length })
 
-  const splits: Record<Split, Sample[]> = { train: [], val: [], test: [] }
-  items.forEach((item, i) => {
-    const pixels = decoded.pixels[i]
-    if (pixels) splits[item.split].push({ pixels, ...item.label })
-  })
   const counts = { train: splits.train.length, val: splits.val.length, test: splits.test.length }
-  log(`images: train ${counts.train}, val ${counts.val}, test ${counts.test}, unreadable ${decoded.failures.length}`)
+  log(`images: train ${counts.train}, val ${counts.val}, test ${counts.test}, unreadable ${failures.length}`)
   if (counts.train === 0) {
     throw new TrainingError(
       `no usable training images in ${options.dataset.source}: ${items.length} labelled files, ` +
-        `${decoded.failures.length} unreadable; skipped by reason ${JSON.stringify(options.dataset.skipped)}`
+        `${failures.length} unreadable; skipped by reason ${JSON.stringify(options.dataset.skipped)}`
     )
   }
 
@@ -289,12 +276,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const clock = options.clock ?? (() => performance.now())
   const checkpointEveryMs = options.checkpointEveryMinutes ? options.checkpointEveryMinutes * 60_000 : undefined
   let lastCheckpointAt = clock()
-  /** A checkpoint inside epoch `epoch` (0-based) after `batchesDone` batches. */
-  const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
+  /** A checkpoint after `epochsDone` whole epochs and, inside the next one, `within.batchesDone` batches. */
+  const checkpoint = async (epochsDone: number, within?: { batchesDone: number; sums: typeof startSums }) => {
     await saveCheckpoint(output, model, optimizer, meta(), {
-      epochsDone: epoch,
-      batchesDone,
-      epochSums: sums,
+      epochsDone,
+      ...(within ? { batchesDone: within.batchesDone, epochSums: within.sums } : {}),
       step,
       history,
       best,
@@ -302,6 +288,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       bestPrefix,
     })
     lastCheckpointAt = clock()
+  }
+  const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
+    await checkpoint(epoch, { batchesDone, sums })
     await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step })
   }
   const tTrain = performance.now()
@@ -388,15 +377,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       best = { epoch: record.epoch, valAgeMae: score }
       bestPrefix = await saveBest(output, model, meta())
     }
-    await saveCheckpoint(output, model, optimizer, meta(), {
-      epochsDone: epoch + 1,
-      step,
-      history,
-      best,
-      fingerprint,
-      bestPrefix,
-    })
-    lastCheckpointAt = clock()
+    await checkpoint(epoch + 1)
     await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
   }
   timings.trainSeconds = since(tTrain)
@@ -466,13 +447,13 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       counts: { ...options.dataset.counts, ...counts },
       skipped: {
         ...options.dataset.skipped,
-        ...(decoded.failures.length ? { 'unreadable-image': decoded.failures.length } : {}),
+        ...(failures.length ? { 'unreadable-image': failures.length } : {}),
       },
       skippedExamples: [
         ...(options.dataset.skippedExamples ?? []),
-        ...decoded.failures.slice(0, 20).map((f) => ({ name: items[f.index]!.name, reason: 'unreadable-image' })),
+        ...failures.slice(0, 20).map((f) => ({ name: items[f.index]!.name, reason: 'unreadable-image' })),
       ],
-      decodeFailures: decoded.failures.length,
+      decodeFailures: failures.length,
       ...(deduped ? { dedupe: deduped.report } : {}),
     },
     config,
