@@ -2,55 +2,17 @@
  * Conditional reads and writes (If-None-Match / If-Match) behave the same on FolderStore and on S3Store against
  * the embedded S3 server, and `updateJson` never loses a concurrent update.
  */
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { text } from 'node:stream/consumers'
-import { afterAll, describe, expect, it } from 'vitest'
-import { FolderStore } from '../../../core/store/folder-store.js'
+import { describe, expect, it } from 'vitest'
 import { PreconditionFailedError, getJson, updateJson, type ObjectStore } from '../../../core/store/object-store.js'
 import { prefixedStore } from '../../../core/store/prefixed-store.js'
-import { S3Store } from '../../../core/store/s3-store.js'
-import { useTestS3 } from '../../support/s3-server.js'
+import { useTestStores } from '../../support/stores.js'
 
-const s3 = useTestS3()
-const folders: string[] = []
-let buckets = 0
-
-afterAll(async () => {
-  await Promise.all(folders.map((f) => rm(f, { recursive: true, force: true })))
-})
-
+const stores = useTestStores('cond')
 const factories: [string, () => Promise<ObjectStore>][] = [
-  [
-    'FolderStore',
-    async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'folder-cond-'))
-      folders.push(dir)
-      return new FolderStore(dir)
-    },
-  ],
-  [
-    'S3Store',
-    async () => {
-      const bucket = `cond-${++buckets}`
-      await s3()
-        .client()
-        .send(new CreateBucketCommand({ Bucket: bucket }))
-      return new S3Store({ bucket, client: s3().client() })
-    },
-  ],
-  [
-    'prefixedStore(S3Store)',
-    async () => {
-      const bucket = `cond-${++buckets}`
-      await s3()
-        .client()
-        .send(new CreateBucketCommand({ Bucket: bucket }))
-      return prefixedStore(new S3Store({ bucket, client: s3().client() }), 'runs/r1/')
-    },
-  ],
+  ...stores.factories,
+  ['prefixedStore(S3Store)', async () => prefixedStore(await stores.newS3Store(), 'runs/r1/')],
 ]
 
 const utf8 = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8'))
@@ -145,14 +107,8 @@ describe('versions', () => {
   })
 
   it('S3Store sends the version id (s3rver has no versioning and answers only "null")', async () => {
-    const bucket = `cond-${++buckets}`
-    await s3()
-      .client()
-      .send(new CreateBucketCommand({ Bucket: bucket }))
-    await s3()
-      .client()
-      .send(new PutObjectCommand({ Bucket: bucket, Key: 'datasets/a.zip', Body: 'x' }))
-    const store = new S3Store({ bucket, client: s3().client() })
+    const store = await stores.newS3Store()
+    await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: 'datasets/a.zip', Body: 'x' }))
     expect(utf8(await store.get('datasets/a.zip', { versionId: 'null' }))).toBe('x')
   })
 })

@@ -2,47 +2,13 @@
  * One contract, two stores: FolderStore on a temp folder and S3Store on a real (embedded) S3 server must
  * behave the same for everything the pipeline relies on.
  */
-import { CreateBucketCommand } from '@aws-sdk/client-s3'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
-import { afterAll, describe, expect, it } from 'vitest'
-import { FolderStore } from '../../../core/store/folder-store.js'
-import { getJson, putJson, type ObjectStore } from '../../../core/store/object-store.js'
-import { S3Store } from '../../../core/store/s3-store.js'
-import { useTestS3 } from '../../support/s3-server.js'
+import { describe, expect, it } from 'vitest'
+import { getJson, putJson } from '../../../core/store/object-store.js'
+import { useTestStores } from '../../support/stores.js'
 
-const s3 = useTestS3()
-const folders: string[] = []
-let buckets = 0
-
-afterAll(async () => {
-  await Promise.all(folders.map((f) => rm(f, { recursive: true, force: true })))
-})
-
-const factories: [string, () => Promise<ObjectStore>][] = [
-  [
-    'FolderStore',
-    async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'folder-store-'))
-      folders.push(dir)
-      return new FolderStore(dir)
-    },
-  ],
-  [
-    'S3Store',
-    async () => {
-      // A bucket per test keeps tests independent, as a folder per test does for FolderStore.
-      const bucket = `contract-${++buckets}`
-      await s3()
-        .client()
-        .send(new CreateBucketCommand({ Bucket: bucket }))
-      return new S3Store({ bucket, client: s3().client() })
-    },
-  ],
-]
+const { factories } = useTestStores('contract')
 
 const utf8 = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8'))
 
