@@ -8,6 +8,7 @@
  */
 import type { Node } from 'constructs'
 import { z } from 'zod'
+import { describeIssues } from '../core/zod-issues.js'
 
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean())
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
@@ -106,8 +107,7 @@ export function settingsFromContext(node: Node): PipelineSettings {
   const raw = Object.fromEntries(KEYS.map((k) => [k, node.tryGetContext(k)]).filter(([, v]) => v !== undefined))
   const parsed = PipelineSettings.safeParse(raw)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'context'}: ${i.message}`)
-    throw new Error(`invalid CDK context: ${issues.join('; ')}`)
+    throw new Error(`invalid CDK context: ${describeIssues(parsed.error, 'context')}`)
   }
   return parsed.data
 }

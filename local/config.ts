@@ -11,6 +11,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { parseTrainConfig } from '../trainer/config.js'
 import { parseJobEnv } from '../trainer/job-run.js'
+import { describeIssues } from '../core/zod-issues.js'
 
 export const DEFAULT_BUCKET = 'agegender'
 /** s3rver's customary port; LocalStack uses 4566, so both can run side by side. */
@@ -78,8 +79,7 @@ export type LocalSystemConfigInput = z.input<typeof LocalSystemConfig>
 export function parseLocalConfig(input: LocalSystemConfigInput): LocalSystemConfig {
   const parsed = LocalSystemConfig.safeParse(input)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`)
-    throw new Error(`invalid local settings: ${issues.join('; ')}`)
+    throw new Error(`invalid local settings: ${describeIssues(parsed.error, 'config')}`)
   }
   return parsed.data
 }

@@ -3,6 +3,7 @@
  * @module
  */
 import { z } from 'zod'
+import { describeIssues } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
   epochs: z.coerce.number().int().min(1).max(1000).default(5),
@@ -58,8 +59,7 @@ export type TrainConfigInput = z.input<typeof TrainConfig>
 export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
   const parsed = TrainConfig.safeParse(input)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`)
-    throw new Error(`invalid training settings: ${issues.join('; ')}`)
+    throw new Error(`invalid training settings: ${describeIssues(parsed.error, 'config')}`)
   }
   return parsed.data
 }

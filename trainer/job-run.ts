@@ -25,6 +25,7 @@ import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
 import { train, TrainingStopped, type TrainMetrics } from './train.js'
+import { describeIssues } from '../core/zod-issues.js'
 
 const JobEnv = z
   .object({
@@ -82,9 +83,7 @@ export interface JobEnv {
 export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
   const parsed = JobEnv.safeParse(env)
   if (!parsed.success) {
-    throw new Error(
-      `invalid job environment: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`).join('; ')}`
-    )
+    throw new Error(`invalid job environment: ${describeIssues(parsed.error, 'env')}`)
   }
   const e = parsed.data
   const settings = Object.fromEntries(

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from 'zod'
+import { describeIssues } from '../../core/zod-issues.js'
 
 const Container = z.looseObject({
   exitCode: z.number().int().optional(),
@@ -43,6 +44,6 @@ export class InvalidJobEventError extends Error {
 export function parseJobEvent(event: unknown): BatchJobStateChange {
   const parsed = BatchJobStateChangeSchema.safeParse(event)
   if (parsed.success) return parsed.data
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ')
+  const issues = describeIssues(parsed.error, '(event)')
   throw new InvalidJobEventError(`not a Batch Job State Change event: ${issues}`, { cause: parsed.error })
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { BACKEND_CHOICES, type BackendChoice } from '../../core/engine/index.js'
+import { describeIssues } from '../../core/zod-issues.js'
 
 /** Thrown at start when the environment is incomplete or wrong; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -86,6 +87,6 @@ function parse<S extends z.ZodType>(
 ): z.infer<S> {
   const parsed = schema.safeParse(env)
   if (parsed.success) return parsed.data
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+  const issues = describeIssues(parsed.error, '')
   throw new ConfigError(`invalid ${what} environment: ${issues}`, { cause: parsed.error })
 }

@@ -3,6 +3,7 @@
  * @module
  */
 import { z } from 'zod'
+import { describeIssues } from '../../core/zod-issues.js'
 
 const required = (what: string) =>
   z
@@ -34,7 +35,7 @@ export class ConfigError extends Error {
 export function parseTriggerConfig(env: Readonly<Record<string, string | undefined>>): TriggerConfig {
   const parsed = EnvSchema.safeParse(env)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+    const issues = describeIssues(parsed.error, '')
     throw new ConfigError(`invalid trigger environment: ${issues}`, { cause: parsed.error })
   }
   const e = parsed.data

@@ -12,6 +12,7 @@
  * @module
  */
 import { z } from 'zod'
+import { describeIssues } from '../../core/zod-issues.js'
 
 export const S3EventRecordSchema = z.looseObject({
   eventVersion: z.string(),
@@ -44,6 +45,6 @@ export class InvalidEventError extends Error {
 export function parseS3Event(event: unknown): S3EventInput {
   const parsed = S3EventSchema.safeParse(event)
   if (parsed.success) return parsed.data
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ')
+  const issues = describeIssues(parsed.error, '(event)')
   throw new InvalidEventError(`not an S3 event notification: ${issues}`, { cause: parsed.error })
 }
