@@ -25,7 +25,20 @@ export interface ModelOptions {
    * @default 64
    */
   readonly width?: number
+  /**
+   * `regression`: one linear unit gives the age. `distribution` (DLDL-v2, Gao et al. 2018): {@link AGE_BINS}
+   * logits (`age_logits`), their softmax (`age_distribution`) and its expectation, a frozen dense layer whose
+   * kernel is the bin ages, as the `age` output; the outputs stay `[age, gender]` either way.
+   * @default 'regression'
+   */
+  readonly ageHead?: AgeHead
 }
+
+export type AgeHead = 'regression' | 'distribution'
+/** Bins of the distribution head: whole years 0–116, UTKFace's range. */
+export const AGE_BINS = 117
+/** Spread (years) of the starting prior of the distribution head, centred on `ageBias`. */
+const AGE_PRIOR_SIGMA = 15
 
 /** PyTorch BatchNorm defaults: eps 1e-5, running stats updated with momentum 0.1. */
 const BN = { epsilon: 1e-5, momentum: 0.9 } as const
@@ -43,7 +56,7 @@ function seeded(seed: number | undefined, offset: number) {
 }
 
 export function createModel(options: ModelOptions): tf.LayersModel {
-  const { inputSize, ageBias = 30, dropout = 0, seed, width = 64 } = options
+  const { inputSize, ageBias = 30, dropout = 0, seed, width = 64, ageHead = 'regression' } = options
   if (!Number.isInteger(inputSize) || inputSize < 32 || inputSize % 32 !== 0) {
     throw new Error(`inputSize must be a multiple of 32 and at least 32, got ${inputSize}`)
   }
@@ -109,7 +122,17 @@ export function createModel(options: ModelOptions): tf.LayersModel {
       .dropout({ name: 'dropout', rate: dropout, ...seeded(seed, 1000) })
       .apply(features) as tf.SymbolicTensor
   }
-  const age = tf.layers
+  const age = ageHead === 'distribution' ? distributionHead(features, seed) : regressionHead(features, ageBias, seed)
+  const gender = tf.layers
+    .dense({ name: 'gender', units: 1, activation: 'sigmoid', ...headInit(seed, 3000) })
+    .apply(features) as tf.SymbolicTensor
+  const model = tf.model({ name: 'resnet18_age_gender', inputs: input, outputs: [age, gender] })
+  if (ageHead === 'distribution') initDistributionHead(model, ageBias)
+  return model
+}
+
+function regressionHead(features: tf.SymbolicTensor, ageBias: number, seed: number | undefined): tf.SymbolicTensor {
+  return tf.layers
     .dense({
       name: 'age',
       units: 1,
@@ -117,10 +140,35 @@ export function createModel(options: ModelOptions): tf.LayersModel {
       ...headInit(seed, 2000),
     })
     .apply(features) as tf.SymbolicTensor
-  const gender = tf.layers
-    .dense({ name: 'gender', units: 1, activation: 'sigmoid', ...headInit(seed, 3000) })
+}
+
+function distributionHead(features: tf.SymbolicTensor, seed: number | undefined): tf.SymbolicTensor {
+  const logits = tf.layers
+    .dense({ name: 'age_logits', units: AGE_BINS, ...headInit(seed, 2000) })
     .apply(features) as tf.SymbolicTensor
-  return tf.model({ name: 'resnet18_age_gender', inputs: input, outputs: [age, gender] })
+  const distribution = tf.layers.softmax({ name: 'age_distribution' }).apply(logits) as tf.SymbolicTensor
+  return tf.layers
+    .dense({ name: 'age', units: 1, useBias: false, trainable: false })
+    .apply(distribution) as tf.SymbolicTensor
+}
+
+/** The expectation kernel holds the bin ages; the logits start as a wide Gaussian prior around `ageBias`. */
+function initDistributionHead(model: tf.LayersModel, ageBias: number): void {
+  const bins = Array.from({ length: AGE_BINS }, (_, k) => k)
+  const expectation = model.getLayer('age')
+  const kernel = tf.tensor2d(bins, [AGE_BINS, 1])
+  expectation.setWeights([kernel])
+  const logits = model.getLayer('age_logits')
+  const [logitKernel] = logits.getWeights()
+  const prior = tf.tensor1d(bins.map((k) => -((k - ageBias) ** 2) / (2 * AGE_PRIOR_SIGMA ** 2)))
+  logits.setWeights([logitKernel!, prior])
+  tf.dispose([kernel, prior])
+}
+
+/** The `age_logits` layer's output when `model` has a distribution head, else undefined. */
+export function ageLogitsOutput(model: tf.LayersModel): tf.SymbolicTensor | undefined {
+  const layer = model.layers.find((l) => l.name === 'age_logits')
+  return layer?.output as tf.SymbolicTensor | undefined
 }
 
 function headInit(seed: number | undefined, offset: number) {

@@ -36,6 +36,8 @@ export interface CheckpointState {
   readonly history: EpochRecord[]
   readonly best: { epoch: number; valAgeMae: number } | null
   readonly optimizerSpecs: tf.io.WeightsManifestEntry[]
+  /** Layout of `average.bin`, the weight averages (`--ema`); absent without them. */
+  readonly averageSpecs?: tf.io.WeightsManifestEntry[]
   /** Settings that must not change across a resume (image size, width, batch size...). */
   readonly fingerprint: string
   /** Prefix of the current checkpoint (`checkpoint/a/`); absent in checkpoints from before slots. */
@@ -63,7 +65,8 @@ export async function saveCheckpoint(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   meta: ModelMeta,
-  state: Omit<CheckpointState, 'optimizerSpecs' | 'version' | 'prefix'>
+  state: Omit<CheckpointState, 'optimizerSpecs' | 'averageSpecs' | 'version' | 'prefix'>,
+  averages?: Array<{ name: string; tensor: tf.Tensor }>
 ): Promise<string> {
   const current = await readCheckpointState(store)
   const prefix = other(SLOTS, current?.prefix)
@@ -71,8 +74,20 @@ export async function saveCheckpoint(
   const named = await optimizer.getWeights()
   const { data, specs } = await tf.io.encodeWeights(named)
   await store.put(`${prefix}optimizer.bin`, new Uint8Array(data as ArrayBuffer))
+  let averageSpecs: tf.io.WeightsManifestEntry[] | undefined
+  if (averages) {
+    const encoded = await tf.io.encodeWeights(averages)
+    await store.put(`${prefix}average.bin`, new Uint8Array(encoded.data as ArrayBuffer))
+    averageSpecs = encoded.specs
+  }
   // state.json last: until it is written, the previous checkpoint is the current one
-  await putJson(store, STATE, { version: 1, ...state, prefix, optimizerSpecs: specs } satisfies CheckpointState)
+  await putJson(store, STATE, {
+    version: 1,
+    ...state,
+    prefix,
+    optimizerSpecs: specs,
+    ...(averageSpecs ? { averageSpecs } : {}),
+  } satisfies CheckpointState)
   return prefix
 }
 
@@ -95,19 +110,26 @@ export async function readCheckpointState(store: ObjectStore): Promise<Checkpoin
 export const bestPrefixOf = (state: Pick<CheckpointState, 'bestPrefix'> | undefined): string =>
   state?.bestPrefix ?? LEGACY_BEST
 
-/** Restores the checkpoint `state` points at into `model` (weights) and `optimizer` (moments). */
+/**
+ * Restores the checkpoint `state` points at into `model` (weights) and `optimizer` (moments).
+ * @returns the saved weight averages, when the checkpoint has them (the caller disposes them).
+ */
 export async function restoreCheckpoint(
   store: ObjectStore,
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   state: CheckpointState
-): Promise<void> {
+): Promise<tf.NamedTensorMap | undefined> {
   const prefix = state.prefix ?? LEGACY_PREFIX
   await copyWeightsFrom(store, `${prefix}model/`, model)
   const bytes = await store.get(`${prefix}optimizer.bin`)
   if (!bytes) throw new Error(`checkpoint ${prefix} is missing optimizer.bin`)
   const map = tf.io.decodeWeights(bytes.slice().buffer as ArrayBuffer, state.optimizerSpecs)
   await optimizer.setWeights(state.optimizerSpecs.map((s) => ({ name: s.name, tensor: map[s.name]! })))
+  if (!state.averageSpecs) return undefined
+  const averages = await store.get(`${prefix}average.bin`)
+  if (!averages) throw new Error(`checkpoint ${prefix} is missing average.bin`)
+  return tf.io.decodeWeights(averages.slice().buffer as ArrayBuffer, state.averageSpecs)
 }
 
 /** Loads the weights saved under `prefix` into an existing model of the same architecture. */

@@ -19,6 +19,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --width N              first-stage channels (64 = ResNet18; smaller for smoke tests)
   --dropout X            dropout before the heads (default 0)
   --gender-weight X      weight of the gender loss (default 3)
+  --ema D                average the weights with decay D for validation and export, e.g. 0.998 (default 0: off)
+  --age-loss L           l1 (regression head) | dldl (age distribution, DLDL-v2) (default l1)
   --no-augment           no flips, crops or colour jitter
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
@@ -55,6 +57,8 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       workers: { type: 'string' },
       dropout: { type: 'string' },
       'gender-weight': { type: 'string' },
+      'age-loss': { type: 'string' },
+      ema: { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
       'no-dedupe': { type: 'boolean', default: false },
       resume: { type: 'boolean', default: false },
@@ -86,6 +90,8 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('workers', values.workers),
       ...pick('dropout', values.dropout),
       ...pick('genderWeight', values['gender-weight']),
+      ...pick('ageLoss', values['age-loss']),
+      ...pick('ema', values.ema),
       augment: !values['no-augment'],
       dedupeTrain: !values['no-dedupe'],
     } as TrainConfigInput,

@@ -20,6 +20,21 @@ export const TrainConfig = z.object({
   minLearningRateRatio: z.coerce.number().min(0).max(1).default(0.02),
   /** Share of all steps spent warming the learning rate up linearly from near zero. */
   warmupFraction: z.coerce.number().min(0).max(0.5).default(0.03),
+  /**
+   * `l1`: a regression head trained on the L1 error. `dldl`: a distribution head over ages 0–116 trained with
+   * DLDL-v2 (KL to a Gaussian label distribution, sigma 2 years, + L1 of its expectation).
+   */
+  ageLoss: z.enum(['l1', 'dldl']).default('l1'),
+  /**
+   * Decay of an exponential moving average of the weights that validation, the best-epoch choice and the
+   * exported model use (e.g. 0.998); 0 turns it off.
+   */
+  ema: z.coerce
+    .number()
+    .min(0)
+    .max(0.99999)
+    .refine((v) => v === 0 || v >= 0.5, 'ema decay must be 0 (off) or between 0.5 and 0.99999')
+    .default(0),
   /** Weight of the gender cross-entropy beside the L1 age loss (years). */
   genderWeight: z.coerce.number().min(0).default(3),
   augment: z

@@ -44,6 +44,8 @@ const JobEnv = z
     TRAIN_MAX_IMAGES: z.string().optional(),
     TRAIN_SEED: z.string().optional(),
     TRAIN_WORKERS: z.string().optional(),
+    TRAIN_AGE_LOSS: z.string().optional(),
+    TRAIN_EMA: z.string().optional(),
     TRAIN_PRETRAINED: z.string().optional(),
     TRAIN_PRETRAINED_SHA256: z.string().optional(),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
@@ -96,6 +98,8 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
       maxImages: e.TRAIN_MAX_IMAGES,
       seed: e.TRAIN_SEED,
       workers: e.TRAIN_WORKERS,
+      ageLoss: e.TRAIN_AGE_LOSS,
+      ema: e.TRAIN_EMA,
       pretrained: e.TRAIN_PRETRAINED,
       pretrainedSha256: e.TRAIN_PRETRAINED_SHA256,
     }).filter((kv): kv is [string, string] => kv[1] !== undefined && kv[1] !== '')

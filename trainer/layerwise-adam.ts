@@ -96,11 +96,12 @@ export class LayerwiseAdam extends tf.Optimizer {
   }
 }
 
-/** Names of the variables of the model's `age` and `gender` heads. */
+/** Names of the variables of the model's heads: `age` (or `age_logits` of a distribution head) and `gender`. */
 export function headVariableNames(model: tf.LayersModel): Set<string> {
+  const heads = new Set(['age_logits', 'age', 'gender'])
   return new Set(
-    ['age', 'gender'].flatMap((name) =>
-      model.getLayer(name).trainableWeights.map((w) => (w.read() as tf.Variable).name)
-    )
+    model.layers
+      .filter((l) => heads.has(l.name))
+      .flatMap((l) => l.trainableWeights.map((w) => (w.read() as tf.Variable).name))
   )
 }

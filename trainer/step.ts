@@ -1,5 +1,6 @@
 /**
- * One optimizer step of the two-headed model: L1 on age plus weighted binary cross-entropy on gender.
+ * One optimizer step of the two-headed model: L1 on age (plus DLDL-v2's label-distribution KL when the model has
+ * a distribution head, see `core/model.ts`) and weighted binary cross-entropy on gender.
  *
  * The model runs through `model.apply(x, { training: true })`, so BatchNorm normalizes with batch statistics
  * and updates its moving averages, and dropout is active; `model.fit` is not used because its per-batch
@@ -12,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { applyGradients } from '../core/engine/index.js'
+import { AGE_BINS, ageLogitsOutput } from '../core/model.js'
 import { createParallelTrainStep } from './parallel-step.js'
 
 export interface TrainStepOptions {
@@ -26,7 +28,7 @@ export interface TrainStepOptions {
 }
 
 export interface StepLosses {
-  /** `ageLoss + genderWeight * genderLoss` */
+  /** The objective: `ageLoss` (+ the label-distribution KL with a distribution head) `+ genderWeight * genderLoss` */
   readonly loss: number
   /** Mean absolute age error in years over the batch. */
   readonly ageLoss: number
@@ -41,6 +43,34 @@ export type TensorTrainStep = (x: tf.Tensor4D, age: tf.Tensor1D | tf.Tensor2D, g
 
 /** Probabilities are clipped away from 0 and 1 before the log, as Keras does. */
 const EPSILON = 1e-7
+/**
+ * DLDL-v2 (Gao et al., 2018) for a model with a distribution head: the label is a Gaussian over the age bins
+ * with this spread (years), and the age loss is KL(label ‖ predicted) + the L1 error of the expectation.
+ */
+export const LABEL_SIGMA = 2
+
+/** With a distribution head, a view of `model` that also outputs the age logits (same layers and weights). */
+const trainingViews = new WeakMap<tf.LayersModel, tf.LayersModel>()
+function trainingView(model: tf.LayersModel): { view: tf.LayersModel; distribution: boolean } {
+  const logits = ageLogitsOutput(model)
+  if (!logits) return { view: model, distribution: false }
+  let view = trainingViews.get(model)
+  if (!view) {
+    view = tf.model({ inputs: model.inputs, outputs: [...(model.outputs as tf.SymbolicTensor[]), logits] })
+    trainingViews.set(model, view)
+  }
+  return { view, distribution: true }
+}
+
+/** Mean KL divergence from the Gaussian label distributions around `ageTarget` `[batch, 1]` to softmax(logits). */
+export function labelDistributionLoss(logits: tf.Tensor, ageTarget: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const bins = tf.reshape(tf.range(0, AGE_BINS, 1, 'float32'), [1, AGE_BINS])
+    const target = tf.softmax(tf.div(tf.neg(tf.square(tf.sub(bins, ageTarget))), 2 * LABEL_SIGMA ** 2))
+    const logTarget = tf.log(tf.add(target, 1e-12))
+    return tf.mean(tf.sum(tf.mul(target, tf.sub(logTarget, tf.logSoftmax(logits))), 1)) as tf.Scalar
+  })
+}
 
 /** The losses and gradients of one batch, not applied; the caller disposes `grads` and `losses`. */
 export interface BatchGradients {
@@ -69,6 +99,7 @@ export function batchGradients(
   }
   // Looked up per step: a caller may freeze or unfreeze layers between steps.
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable)
+  const { view, distribution } = trainingView(model)
   // computeGradients() runs the loss function in its own tidy and keeps only the total, so the two parts
   // are kept explicitly and released once stacked.
   let parts: tf.Scalar[] = []
@@ -77,9 +108,10 @@ export function batchGradients(
       const ageTarget = tf.reshape(age, [batch, 1])
       const genderTarget = tf.cast(tf.reshape(gender, [batch, 1]), 'float32')
       const { value: cost, grads } = optimizer.computeGradients(() => {
-        const [agePred, genderPred] = model.apply(x, { training: true }) as tf.Tensor[]
+        const [agePred, genderPred, ageLogits] = view.apply(x, { training: true }) as tf.Tensor[]
         if (!agePred || !genderPred) throw new Error('the model must have two outputs: age and gender')
         const ageLoss = tf.mean(tf.abs(tf.sub(agePred, ageTarget))) as tf.Scalar
+        const ageObjective = distribution ? tf.add(ageLoss, labelDistributionLoss(ageLogits!, ageTarget)) : ageLoss
         const p = tf.clipByValue(genderPred, EPSILON, 1 - EPSILON)
         const logLikelihood = tf.add(
           tf.mul(genderTarget, tf.log(p)),
@@ -87,7 +119,7 @@ export function batchGradients(
         )
         const genderLoss = tf.neg(tf.mean(logLikelihood)) as tf.Scalar
         parts = [tf.keep(ageLoss), tf.keep(genderLoss)]
-        return tf.add(ageLoss, tf.mul(genderWeight, genderLoss)) as tf.Scalar
+        return tf.add(ageObjective, tf.mul(genderWeight, genderLoss)) as tf.Scalar
       }, variables)
       return { variables, grads, losses: tf.stack([cost, ...parts]) as tf.Tensor1D }
     })

@@ -32,6 +32,7 @@ import {
 } from './checkpoint.js'
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
+import { WeightAverage } from './weight-average.js'
 import { decodeSplits } from './decode.js'
 import { dedupeTraining, type DedupeReport } from './dedupe.js'
 import { evaluate, type Evaluation } from './evaluation.js'
@@ -206,6 +207,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     dropout: config.dropout,
     seed: config.seed,
     width: config.width,
+    ageHead: config.ageLoss === 'dldl' ? 'distribution' : 'regression',
   })
   if (config.pretrained) {
     const file = await readPretrained(config.pretrained, {
@@ -229,8 +231,22 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     : null
   const optimizer = layerwise ?? tf.train.adam(config.learningRate)
   const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight, replicas: config.workers })
+  // validation, the best-epoch choice and the export see the averaged weights when --ema is on
+  const average = config.ema > 0 ? new WeightAverage(model, config.ema) : null
+  const withAverages = <T>(fn: () => Promise<T>): Promise<T> => (average ? average.withAverages(fn) : fn())
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify([config.imageSize, config.width, config.batchSize, config.epochs, config.seed, counts]))
+    .update(
+      JSON.stringify([
+        config.imageSize,
+        config.width,
+        config.batchSize,
+        config.epochs,
+        config.seed,
+        config.ageLoss,
+        config.ema,
+        counts,
+      ])
+    )
     .digest('hex')
     .slice(0, 16)
   const meta = (extra: Partial<ModelMeta> = {}) =>
@@ -257,7 +273,12 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       if (state.fingerprint !== fingerprint) {
         throw new TrainingError('the checkpoint was made with other settings or data; start a new run or drop --resume')
       }
-      await restoreCheckpoint(output, model, optimizer, state)
+      const savedAverages = await restoreCheckpoint(output, model, optimizer, state)
+      if (average) {
+        if (!savedAverages) throw new TrainingError('the checkpoint has no weight averages; drop --ema or --resume')
+        average.restore(savedAverages)
+      }
+      tf.dispose(Object.values(savedAverages ?? {}))
       ;({ history, best, step } = state)
       startEpoch = state.epochsDone
       startBatch = state.batchesDone ?? 0
@@ -278,15 +299,22 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   let lastCheckpointAt = clock()
   /** A checkpoint after `epochsDone` whole epochs and, inside the next one, `within.batchesDone` batches. */
   const checkpoint = async (epochsDone: number, within?: { batchesDone: number; sums: typeof startSums }) => {
-    await saveCheckpoint(output, model, optimizer, meta(), {
-      epochsDone,
-      ...(within ? { batchesDone: within.batchesDone, epochSums: within.sums } : {}),
-      step,
-      history,
-      best,
-      fingerprint,
-      bestPrefix,
-    })
+    await saveCheckpoint(
+      output,
+      model,
+      optimizer,
+      meta(),
+      {
+        epochsDone,
+        ...(within ? { batchesDone: within.batchesDone, epochSums: within.sums } : {}),
+        step,
+        history,
+        best,
+        fingerprint,
+        bestPrefix,
+      },
+      average?.named()
+    )
     lastCheckpointAt = clock()
   }
   const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
@@ -332,6 +360,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       )
       const losses = stepFn(x, age, gender)
       tf.dispose([x, age, gender])
+      average?.update(step)
       step++
       sum = { loss: sum.loss + losses.loss, age: sum.age + losses.ageLoss, gender: sum.gender + losses.genderLoss }
       const n = b + 1
@@ -352,7 +381,8 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     bar.stop()
     const trainSeconds = since(tEpoch)
     const imagesPerSecond = ((batchesPerEpoch - firstBatch) * config.batchSize) / trainSeconds
-    const val = counts.val > 0 ? await evaluate(valPredictor, splits.val, config.evalBatchSize) : null
+    const val =
+      counts.val > 0 ? await withAverages(() => evaluate(valPredictor, splits.val, config.evalBatchSize)) : null
     const record: EpochRecord = {
       epoch: epoch + 1,
       learningRate: lr,
@@ -375,7 +405,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
     if (best === null || score < best.valAgeMae) {
       best = { epoch: record.epoch, valAgeMae: score }
-      bestPrefix = await saveBest(output, model, meta())
+      bestPrefix = await withAverages(() => saveBest(output, model, meta()))
     }
     await checkpoint(epoch + 1)
     await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
@@ -383,6 +413,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   timings.trainSeconds = since(tTrain)
 
   // 4. best epoch → test metrics, export
+  if (average) {
+    average.swap() // from here on the model holds the averages
+    average.dispose()
+    log(`exporting the exponential average of the weights (decay ${config.ema})`)
+  }
   const bestEpoch = best?.epoch ?? config.epochs
   if (bestEpoch !== history.at(-1)?.epoch) {
     await copyWeightsFrom(output, bestPrefix, model)

@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs'
 import { beforeAll, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
-import { createModel } from '../../core/model.js'
-import { createTrainStep, createTrainStepTensors } from '../../trainer/step.js'
+import { AGE_BINS, createModel } from '../../core/model.js'
+import { createTrainStep, createTrainStepTensors, LABEL_SIGMA, labelDistributionLoss } from '../../trainer/step.js'
 
 beforeAll(async () => {
   await initEngine({ backend: 'wasm' })
@@ -74,4 +74,55 @@ it('rejects labels that do not match the batch', () => {
   expect(tf.memory().numTensors).toBe(tensors)
   tf.dispose([x, age, gender, twoAges])
   model.dispose()
+})
+
+it('trains a distribution head with DLDL-v2: the objective adds a non-negative KL, the expectation learns', () => {
+  const model = createModel({ inputSize: 32, width: 4, seed: 3, ageBias: 35, ageHead: 'distribution' })
+  expect(model.outputs.map((o) => o.shape)).toEqual([
+    [null, 1],
+    [null, 1],
+  ])
+  const optimizer = tf.train.adam(0.01)
+  const step = createTrainStep(model, optimizer, { genderWeight: 2 })
+  const { x, age, gender } = batch(8)
+  const expectationKernel = () => Array.from(model.getLayer('age').getWeights()[0]!.dataSync())
+  const bins = expectationKernel()
+
+  const first = step(x, age, gender)
+  // loss = L1 + KL + 2·BCE, and KL ≥ 0
+  expect(first.loss).toBeGreaterThan(first.ageLoss + 2 * first.genderLoss)
+  const tensors = tf.memory().numTensors
+  let last = first
+  for (let i = 0; i < 15; i++) last = step(x, age, gender)
+  expect(tf.memory().numTensors).toBe(tensors)
+  expect(last.ageLoss).toBeLessThan(first.ageLoss)
+  expect(last.loss).toBeLessThan(first.loss)
+  // the expectation layer is frozen: its kernel stays the bin ages
+  expect(expectationKernel()).toEqual(bins)
+  expect(bins.slice(0, 3)).toEqual([0, 1, 2])
+
+  tf.dispose([x, age, gender])
+  model.dispose()
+  optimizer.dispose()
+})
+
+it('starts a distribution head near ageBias and reads the age as the expectation of its bins', () => {
+  const model = createModel({ inputSize: 32, width: 4, seed: 1, ageBias: 40, ageHead: 'distribution' })
+  const x = tf.zeros([2, 32, 32, 3])
+  const [age] = model.predict(x) as tf.Tensor[]
+  for (const a of age!.dataSync()) expect(Math.abs(a - 40)).toBeLessThan(10)
+  tf.dispose([x, age!])
+  model.dispose()
+})
+
+it('computes the label-distribution KL: zero when the prediction is the label distribution, larger when it is off', () => {
+  const target = tf.tensor2d([[30]])
+  const bins = tf.range(0, AGE_BINS, 1, 'float32')
+  const exact = tf.reshape(tf.div(tf.neg(tf.square(tf.sub(bins, 30))), 2 * LABEL_SIGMA ** 2), [1, AGE_BINS])
+  const shifted = tf.reshape(tf.div(tf.neg(tf.square(tf.sub(bins, 36))), 2 * LABEL_SIGMA ** 2), [1, AGE_BINS])
+  const kl = (logits: tf.Tensor) => labelDistributionLoss(logits, target).dataSync()[0]!
+  expect(kl(exact)).toBeCloseTo(0, 4)
+  // KL between Gaussians of equal sigma: (Δ²) / (2σ²) = 36 / 8
+  expect(kl(shifted)).toBeCloseTo(36 / (2 * LABEL_SIGMA ** 2), 2)
+  tf.dispose([target, bins, exact, shifted])
 })
