@@ -35,6 +35,4 @@ export function processIo(): Io {
 export const println = (out: Output, text = '') => void out.write(`${text}\n`)
 
 /** Wrong arguments: exit code 2 and a pointer to the usage text. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+export { UsageError } from '../core/errors.js'

@@ -50,6 +50,8 @@ export const RunStatus = z.object({
   jobId: z.string().optional(),
   /** Why the run failed (state `failed`), or a progress note. */
   reason: z.string().optional(),
+  /** The attempt stopped on a signal after saving a checkpoint: a retried (or restarted) attempt resumes. */
+  interrupted: z.boolean().optional(),
   /** Epoch reached so far, while running. */
   epoch: z.number().int().optional(),
   epochs: z.number().int().optional(),

@@ -8,7 +8,7 @@
  */
 import type { Node } from 'constructs'
 import { z } from 'zod'
-import { describeIssues } from '../core/zod-issues.js'
+import { parseSettings } from '../core/zod-issues.js'
 
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean())
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
@@ -105,9 +105,5 @@ const KEYS = Object.keys(PipelineSettings.shape) as (keyof PipelineSettings)[]
 /** Reads and validates the settings from the context of `node` (an App or Stack); throws naming each bad key. */
 export function settingsFromContext(node: Node): PipelineSettings {
   const raw = Object.fromEntries(KEYS.map((k) => [k, node.tryGetContext(k)]).filter(([, v]) => v !== undefined))
-  const parsed = PipelineSettings.safeParse(raw)
-  if (!parsed.success) {
-    throw new Error(`invalid CDK context: ${describeIssues(parsed.error, 'context')}`)
-  }
-  return parsed.data
+  return parseSettings(PipelineSettings, raw, 'CDK context', 'context')
 }

@@ -9,9 +9,9 @@
  */
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { parseTrainConfig } from '../trainer/config.js'
+import { parseTrainConfig, TRAIN_ENV_VARIABLES } from '../trainer/config.js'
 import { parseJobEnv } from '../trainer/job-run.js'
-import { describeIssues } from '../core/zod-issues.js'
+import { parseSettings } from '../core/zod-issues.js'
 
 export const DEFAULT_BUCKET = 'agegender'
 /** s3rver's customary port; LocalStack uses 4566, so both can run side by side. */
@@ -32,16 +32,7 @@ export const LOCAL_TRAIN_DEFAULTS: Readonly<Record<string, string>> = {
 
 /** The job variables a local run may set; everything else in the job's environment is the runner's business. */
 export const TRAIN_ENV_NAMES = [
-  'TRAIN_EPOCHS',
-  'TRAIN_IMAGE_SIZE',
-  'TRAIN_BATCH_SIZE',
-  'TRAIN_LEARNING_RATE',
-  'TRAIN_WIDTH',
-  'TRAIN_MAX_IMAGES',
-  'TRAIN_SEED',
-  'TRAIN_PRETRAINED',
-  'TRAIN_PRETRAINED_SHA256',
-  'TRAIN_WORKERS',
+  ...TRAIN_ENV_VARIABLES,
   'QUALITY_GATE_MAX_AGE_MAE',
   'AGEGENDER_BACKEND',
   'DATASET_MAX_BYTES',
@@ -77,11 +68,7 @@ export type LocalSystemConfigInput = z.input<typeof LocalSystemConfig>
 
 /** Parses the settings; throws one error naming every bad field. */
 export function parseLocalConfig(input: LocalSystemConfigInput): LocalSystemConfig {
-  const parsed = LocalSystemConfig.safeParse(input)
-  if (!parsed.success) {
-    throw new Error(`invalid local settings: ${describeIssues(parsed.error, 'config')}`)
-  }
-  return parsed.data
+  return parseSettings(LocalSystemConfig, input, 'local settings', 'config')
 }
 
 /**

@@ -11,7 +11,7 @@
  *   news, after the earlier attempts' output, so a kill -9 of the runner loses at most that much.
  * - A job that dies without recording an outcome (crash, OOM, bad environment) gets status `failed` with
  *   the exit code and its last output line, so no run stays `running`.
- * - `stop()` sends SIGTERM (the job checkpoints after its current step, notes "stopped by SIGTERM" and exits), kills
+ * - `stop()` sends SIGTERM (the job checkpoints after its current step, records `interrupted: true` and exits), kills
  *   it after a grace period, and then marks the run `queued` again: it was interrupted, not wrong, and the
  *   next start resumes it from its checkpoint. Runs still waiting in the queue simply stay `queued`.
  * @module
@@ -241,7 +241,7 @@ export function createJobRunner(options: JobRunnerOptions): JobRunner {
     const now = new Date().toISOString()
     if (exit.stopping) {
       // Interrupted by our own shutdown: whatever the job managed to write, it is to be resumed.
-      const interrupted = !status || !isTerminal(status.state) || /stopped by SIG/.test(status.reason ?? '')
+      const interrupted = !status || !isTerminal(status.state) || status.interrupted === true
       if (!interrupted) return
       await putJson(options.store, runKeys(runId).status, {
         ...baseStatus(job, status, now),

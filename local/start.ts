@@ -7,7 +7,15 @@
  */
 import { relative } from 'node:path'
 import { parseArgs } from 'node:util'
-import { DEFAULT_DATA_DIR, DEFAULT_PREDICT_PORT, DEFAULT_S3_PORT, trainEnvFrom, type TrainEnv } from './config.js'
+import { BACKEND_CHOICES } from '../core/engine/index.js'
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_PREDICT_PORT,
+  DEFAULT_S3_PORT,
+  LOCAL_TRAIN_DEFAULTS,
+  trainEnvFrom,
+  type TrainEnv,
+} from './config.js'
 import { ENV_FILE, startLocalSystem, type LocalSystem } from './system.js'
 
 const USAGE = `Usage: npm start -- [options]
@@ -18,16 +26,18 @@ Options (environment variable in brackets):
   --data-dir DIR        where the bucket's objects live [AGEGENDER_DATA_DIR] (default ${DEFAULT_DATA_DIR})
   --s3-port N           embedded S3 port, 0 = any free one [AGEGENDER_S3_PORT] (default ${DEFAULT_S3_PORT})
   --predict-port N      predict API port [AGEGENDER_PREDICT_PORT] (default ${DEFAULT_PREDICT_PORT})
-  --epochs N            [TRAIN_EPOCHS] (default 3)
+  --epochs N            [TRAIN_EPOCHS] (default ${LOCAL_TRAIN_DEFAULTS.TRAIN_EPOCHS})
   --image-size N        [TRAIN_IMAGE_SIZE] (default 64; a multiple of 32)
   --batch-size N        [TRAIN_BATCH_SIZE]
   --width N             first-stage channels, 64 = ResNet18 [TRAIN_WIDTH]
   --max-images N        train on at most N images, for quick runs [TRAIN_MAX_IMAGES]
   --learning-rate X     [TRAIN_LEARNING_RATE]
   --seed N              [TRAIN_SEED]
+  --age-loss L          l1 | dldl [TRAIN_AGE_LOSS]
+  --ema D               weight-average decay for validation and export, 0 = off [TRAIN_EMA]
   --pretrained SRC      torchvision ResNet18 model.safetensors: path, s3://bucket/key or https:// URL [TRAIN_PRETRAINED]
   --quality-gate MAE    promote runs with test age MAE at most this [QUALITY_GATE_MAX_AGE_MAE] (default 12)
-  --backend NAME        TensorFlow.js backend: auto, node, wasm, cpu [AGEGENDER_BACKEND] (default auto)
+  --backend NAME        TensorFlow.js backend: ${BACKEND_CHOICES.join(', ')} [AGEGENDER_BACKEND] (default auto)
   --refresh-seconds N   how often the predict API looks for a new model [AGEGENDER_REFRESH_SECONDS] (default 5)
   --stop-grace N        seconds a job gets to stop on Ctrl-C before it is killed [AGEGENDER_STOP_GRACE] (default 15)
   -h, --help`
@@ -41,6 +51,8 @@ const TRAIN_FLAGS: Record<string, keyof TrainEnv> = {
   'learning-rate': 'TRAIN_LEARNING_RATE',
   seed: 'TRAIN_SEED',
   pretrained: 'TRAIN_PRETRAINED',
+  'age-loss': 'TRAIN_AGE_LOSS',
+  ema: 'TRAIN_EMA',
   'quality-gate': 'QUALITY_GATE_MAX_AGE_MAE',
   backend: 'AGEGENDER_BACKEND',
 }

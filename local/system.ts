@@ -19,7 +19,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { S3Store } from '../core/store/s3-store.js'
-import { createHandler } from '../functions/trigger/index.js'
+import { DATASET_PREFIX } from '../core/runs.js'
+import { createHandler, type RecordResult } from '../functions/trigger/index.js'
 import { loadFaceDetector } from '../core/face-detector.js'
 import { startPredictServer } from '../functions/predict/server.js'
 import { parseLocalConfig, trainEnvironment, type LocalSystemConfigInput } from './config.js'
@@ -120,14 +121,17 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     }
 
     // The Lambda's handler, with the local runner in place of Batch; one event at a time, in arrival order.
-    const handler = createHandler({ store, submitter: runner, bucket: config.bucket, log: triggerLog(log) })
+    // Its JSON log lines are for CloudWatch; here its returned decisions are told in words.
+    const handler = createHandler({ store, submitter: runner, bucket: config.bucket, log: () => {} })
     let chain = Promise.resolve()
     let accepting = true
     handle = (record) => {
       if (!accepting) return
       chain = chain.then(() =>
         handler({ Records: [record] }).then(
-          () => undefined,
+          (results) => {
+            for (const line of results.map(describeDecision)) if (line) log(line)
+          },
           (err: unknown) => log(`[trigger] ${errorText(err)}`)
         )
       )
@@ -224,16 +228,15 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The trigger's decisions in words; writes to non-dataset keys (statuses, models) are not news. */
-function triggerLog(log: (line: string) => void) {
-  return (line: Readonly<Record<string, unknown>>) => {
-    const key = String(line['key'] ?? '')
-    const runId = line['runId'] === undefined ? '' : ` run ${String(line['runId'])}`
-    if (line['message'] === 'run submitted') log(`[trigger] ${key}:${runId} queued`)
-    else if (line['message'] === 'run submission failed')
-      log(`[trigger] ${key}:${runId} could not be queued: ${String(line['error'])}`)
-    else if (key.startsWith('datasets/'))
-      log(`[trigger] ${key}: skipped (${String(line['reason'] ?? line['message'])})`)
+/** One trigger decision in words; skipped writes to non-dataset keys (statuses, models) are not news. */
+export function describeDecision(r: RecordResult): string | undefined {
+  switch (r.result) {
+    case 'submitted':
+      return `[trigger] ${r.key}: run ${r.runId} queued`
+    case 'failed':
+      return `[trigger] ${r.key}: run ${r.runId} could not be queued: ${r.error.message}`
+    case 'skipped':
+      return r.key.startsWith(DATASET_PREFIX) ? `[trigger] ${r.key}: skipped (${r.reason})` : undefined
   }
 }
 

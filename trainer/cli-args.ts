@@ -3,6 +3,7 @@
  * @module
  */
 import { parseArgs } from 'node:util'
+import { UsageError } from '../core/errors.js'
 import type { TrainConfigInput } from './config.js'
 
 export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.tar.gz> --out <folder> [options]
@@ -98,6 +99,4 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
   }
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
+export { UsageError }

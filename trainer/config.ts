@@ -3,7 +3,7 @@
  * @module
  */
 import { z } from 'zod'
-import { describeIssues } from '../core/zod-issues.js'
+import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
   epochs: z.coerce.number().int().min(1).max(1000).default(5),
@@ -71,12 +71,29 @@ export const TrainConfig = z.object({
 export type TrainConfig = z.infer<typeof TrainConfig>
 export type TrainConfigInput = z.input<typeof TrainConfig>
 
+/**
+ * The environment variable of each setting a job can be given: the Batch job definition's contract, which
+ * `npm start` passes on too. One table, read by the job's parser and the local system.
+ */
+export const TRAIN_ENV = {
+  epochs: 'TRAIN_EPOCHS',
+  imageSize: 'TRAIN_IMAGE_SIZE',
+  batchSize: 'TRAIN_BATCH_SIZE',
+  learningRate: 'TRAIN_LEARNING_RATE',
+  width: 'TRAIN_WIDTH',
+  maxImages: 'TRAIN_MAX_IMAGES',
+  seed: 'TRAIN_SEED',
+  workers: 'TRAIN_WORKERS',
+  ageLoss: 'TRAIN_AGE_LOSS',
+  ema: 'TRAIN_EMA',
+  pretrained: 'TRAIN_PRETRAINED',
+  pretrainedSha256: 'TRAIN_PRETRAINED_SHA256',
+} as const satisfies Partial<Record<keyof TrainConfig, `TRAIN_${string}`>>
+export type TrainEnvName = (typeof TRAIN_ENV)[keyof typeof TRAIN_ENV]
+export const TRAIN_ENV_VARIABLES = Object.values(TRAIN_ENV) as TrainEnvName[]
+
 export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
-  const parsed = TrainConfig.safeParse(input)
-  if (!parsed.success) {
-    throw new Error(`invalid training settings: ${describeIssues(parsed.error, 'config')}`)
-  }
-  return parsed.data
+  return parseSettings(TrainConfig, input, 'training settings', 'config')
 }
 
 /** Learning rate at `step` of `total`: linear warm-up, then cosine decay. */

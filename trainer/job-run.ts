@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from 'zod'
-import type { EngineReport } from '../core/engine/index.js'
+import { BackendChoice, type EngineReport } from '../core/engine/index.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
@@ -20,12 +20,12 @@ import {
   type ObjectStore,
 } from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
-import { parseTrainConfig } from './config.js'
+import { parseTrainConfig, TRAIN_ENV, TRAIN_ENV_VARIABLES } from './config.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
-import { train, TrainingStopped, type TrainMetrics } from './train.js'
-import { describeIssues } from '../core/zod-issues.js'
+import { TrainingError, train, TrainingStopped, type TrainMetrics } from './train.js'
+import { parseSettings } from '../core/zod-issues.js'
 
 const JobEnv = z
   .object({
@@ -36,20 +36,9 @@ const JobEnv = z
     DATASET_VERSION_ID: z.string().optional(),
     DATASET_ETAG: z.string().optional(),
     RUN_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'RUN_ID may hold letters, digits, . _ -'),
-    TRAIN_EPOCHS: z.string().optional(),
-    TRAIN_IMAGE_SIZE: z.string().optional(),
-    TRAIN_BATCH_SIZE: z.string().optional(),
-    TRAIN_LEARNING_RATE: z.string().optional(),
-    TRAIN_WIDTH: z.string().optional(),
-    TRAIN_MAX_IMAGES: z.string().optional(),
-    TRAIN_SEED: z.string().optional(),
-    TRAIN_WORKERS: z.string().optional(),
-    TRAIN_AGE_LOSS: z.string().optional(),
-    TRAIN_EMA: z.string().optional(),
-    TRAIN_PRETRAINED: z.string().optional(),
-    TRAIN_PRETRAINED_SHA256: z.string().optional(),
+    ...Object.fromEntries(TRAIN_ENV_VARIABLES.map((name) => [name, z.string().optional()])),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
-    AGEGENDER_BACKEND: z.string().default('auto'),
+    AGEGENDER_BACKEND: BackendChoice.default('auto'),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
     /** Also checkpoint within an epoch every this many minutes (Spot reclaims give 2 minutes' notice). */
     CHECKPOINT_MINUTES: z.coerce.number().positive().default(10),
@@ -72,7 +61,7 @@ export interface JobEnv {
   readonly checkpointMinutes: number
   readonly runId: string
   readonly maxAgeMae: number
-  readonly backend: string
+  readonly backend: BackendChoice
   readonly attempt: number
   /** The job of this attempt, when the runtime says (AWS_BATCH_JOB_ID). */
   readonly jobId?: string
@@ -83,26 +72,12 @@ export interface JobEnv {
 
 /** Validates the job environment once; throws naming each bad or missing variable. */
 export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
-  const parsed = JobEnv.safeParse(env)
-  if (!parsed.success) {
-    throw new Error(`invalid job environment: ${describeIssues(parsed.error, 'env')}`)
-  }
-  const e = parsed.data
+  const e = parseSettings(JobEnv, env, 'job environment', 'env')
+  const variables = e as Record<string, unknown>
   const settings = Object.fromEntries(
-    Object.entries({
-      epochs: e.TRAIN_EPOCHS,
-      imageSize: e.TRAIN_IMAGE_SIZE,
-      batchSize: e.TRAIN_BATCH_SIZE,
-      learningRate: e.TRAIN_LEARNING_RATE,
-      width: e.TRAIN_WIDTH,
-      maxImages: e.TRAIN_MAX_IMAGES,
-      seed: e.TRAIN_SEED,
-      workers: e.TRAIN_WORKERS,
-      ageLoss: e.TRAIN_AGE_LOSS,
-      ema: e.TRAIN_EMA,
-      pretrained: e.TRAIN_PRETRAINED,
-      pretrainedSha256: e.TRAIN_PRETRAINED_SHA256,
-    }).filter((kv): kv is [string, string] => kv[1] !== undefined && kv[1] !== '')
+    Object.entries(TRAIN_ENV)
+      .map(([setting, name]) => [setting, variables[name]])
+      .filter((kv): kv is [string, string] => typeof kv[1] === 'string' && kv[1] !== '')
   )
   return {
     storeUri: e.STORE_URI ?? `s3://${e.STORE_BUCKET}`,
@@ -216,15 +191,13 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     await setStatus({ state: 'succeeded', promoted, reason, ...(summary ? { summary } : {}) })
     return 'succeeded'
   } catch (err) {
-    if (
-      err instanceof TrainingStopped ||
-      (options.signal?.aborted && !(err instanceof Error && err.name === 'TrainingError'))
-    ) {
+    if (err instanceof TrainingStopped || (options.signal?.aborted && !(err instanceof TrainingError))) {
       const why = options.signal?.reason instanceof Error ? options.signal.reason.message : 'stopped'
       const where = err instanceof TrainingStopped ? err.message : 'stopped before training'
       log(`run interrupted: ${why}; ${where}`)
       // still `running`: the retried attempt resumes; if there is none, Batch's FAILED event closes the run
       await setStatus({
+        interrupted: true,
         reason: `interrupted (${why}): ${where}; a retried attempt resumes from the checkpoint`,
       }).catch((e2: unknown) => log(`could not write the status: ${String(e2)}`))
       return 'interrupted'
@@ -328,7 +301,7 @@ function isNewer(current: Promotion, runCreatedAt: string): boolean {
 
 export interface JobProcessDeps {
   /** Initializes TensorFlow.js with the requested backend (`core/engine`'s `initEngine`). */
-  readonly initEngine: (backend: string) => Promise<{ name: string; description: string; report?: EngineReport }>
+  readonly initEngine: (backend: BackendChoice) => Promise<{ name: string; description: string; report?: EngineReport }>
   /** Opens the store a URI names (`core/store`'s `storeFromUri`). */
   readonly openStore: (uri: string) => ObjectStore
   /** Whether the initialized backend computes on a GPU (`usesGpu(tf.backend())`). */

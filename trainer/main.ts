@@ -4,10 +4,15 @@
  * @module
  */
 import { resolve } from 'node:path'
-import { formatEngineReport, initEngine } from '../core/engine/index.js'
+import { BackendChoice, formatEngineReport, initEngine } from '../core/engine/index.js'
+import { ConfigError } from '../core/errors.js'
+import { LabelsCsvError } from '../core/labels.js'
+import { PretrainedSourceError } from '../core/pretrained-source.js'
+import { parseSettings } from '../core/zod-issues.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { parseTrainArgs, UsageError } from './cli-args.js'
 import { parseTrainConfig } from './config.js'
+import { DatasetError } from './dataset-source.js'
 import { loadDatasetForTraining } from './load.js'
 import { train, TrainingError } from './train.js'
 import { packageVersion } from './version.js'
@@ -15,7 +20,12 @@ import { packageVersion } from './version.js'
 async function main(): Promise<void> {
   const args = parseTrainArgs(process.argv.slice(2))
   const config = parseTrainConfig(args.config)
-  const engine = await initEngine({ backend: (args.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto') as never })
+  const backend = parseSettings(
+    BackendChoice,
+    args.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto',
+    'backend (--backend or AGEGENDER_BACKEND)'
+  )
+  const engine = await initEngine({ backend })
   console.error(`TensorFlow.js backend: ${engine.description}`)
   for (const line of formatEngineReport(engine.report)) console.error(line)
   const { items, dataset } = await loadDatasetForTraining({ path: resolve(args.data) })
@@ -46,9 +56,10 @@ main().catch((err: unknown) => {
     process.exitCode = 2
     return
   }
-  const known =
-    err instanceof TrainingError ||
-    (err instanceof Error && /DatasetError|invalid training settings/.test(`${err.name} ${err.message}`))
+  // errors that explain themselves get one line; anything else is a bug and keeps its stack
+  const known = [TrainingError, DatasetError, ConfigError, LabelsCsvError, PretrainedSourceError].some(
+    (kind) => err instanceof kind
+  )
   console.error(known ? `error: ${(err as Error).message}` : err)
   process.exitCode = 1
 })

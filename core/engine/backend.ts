@@ -12,6 +12,7 @@
  * in the report whether it is on and why not.
  * @module
  */
+import { z } from 'zod'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs'
@@ -25,9 +26,11 @@ import { runtimeHasRelaxedSimd, simdKernelModule, simdKernelsOffReason } from '.
 import { asWasm, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 
-export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu'
+/** The backends one may ask for: every flag, variable and option that names a backend parses with this. */
+export const BackendChoice = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+export type BackendChoice = z.infer<typeof BackendChoice>
 
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']
+export const BACKEND_CHOICES: readonly BackendChoice[] = BackendChoice.options
 
 export interface EngineOptions {
   /** @default 'auto' */

@@ -17,7 +17,7 @@
  * Verified against tfjs {@link TESTED_TFJS_VERSION} exactly (package.json pins it; a test fails on a bump).
  * @module
  */
-export { BACKEND_CHOICES, initEngine, type BackendChoice, type EngineInfo, type EngineOptions } from './backend.js'
+export { BACKEND_CHOICES, BackendChoice, initEngine, type EngineInfo, type EngineOptions } from './backend.js'
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 export { applyGradients, setLearningRate, type NamedGradient } from './fused-adam.js'
 export { formatEngineReport, TESTED_TFJS_VERSION, type EngineFeature, type EngineReport } from './report.js'

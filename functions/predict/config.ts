@@ -4,13 +4,11 @@
  * @module
  */
 import { z } from 'zod'
-import { BACKEND_CHOICES, type BackendChoice } from '../../core/engine/index.js'
-import { describeIssues } from '../../core/zod-issues.js'
+import { BackendChoice } from '../../core/engine/index.js'
+import { parseSettings } from '../../core/zod-issues.js'
 
 /** Thrown at start when the environment is incomplete or wrong; the message names every bad variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
-}
+export { ConfigError } from '../../core/errors.js'
 
 const refreshSeconds = z.coerce
   .number({ error: 'must be a number of seconds' })
@@ -52,7 +50,7 @@ const ServerEnv = z
     PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
     HOST: z.string().trim().min(1).default('127.0.0.1'),
     MODEL_REFRESH_SECONDS: refreshSeconds,
-    AGEGENDER_BACKEND: z.enum(BACKEND_CHOICES as [BackendChoice, ...BackendChoice[]]).default('auto'),
+    AGEGENDER_BACKEND: BackendChoice.default('auto'),
   })
   .refine((e) => e.STORE_URI !== undefined || e.STORE_BUCKET !== undefined, {
     message: 'set STORE_URI (s3://bucket or a folder) or STORE_BUCKET',
@@ -85,8 +83,5 @@ function parse<S extends z.ZodType>(
   env: Readonly<Record<string, string | undefined>>,
   what: string
 ): z.infer<S> {
-  const parsed = schema.safeParse(env)
-  if (parsed.success) return parsed.data
-  const issues = describeIssues(parsed.error, '')
-  throw new ConfigError(`invalid ${what} environment: ${issues}`, { cause: parsed.error })
+  return parseSettings(schema, env, `${what} environment`, '')
 }

@@ -3,7 +3,7 @@
  * @module
  */
 import { z } from 'zod'
-import { describeIssues } from '../../core/zod-issues.js'
+import { parseSettings } from '../../core/zod-issues.js'
 
 const required = (what: string) =>
   z
@@ -24,20 +24,13 @@ export interface TriggerConfig {
 }
 
 /** Thrown at cold start when the environment is incomplete; the message names every bad variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
-}
+export { ConfigError } from '../../core/errors.js'
 
 /**
  * @example
  * const config = parseTriggerConfig(process.env) // { bucket, jobQueue, jobDefinition }
  */
 export function parseTriggerConfig(env: Readonly<Record<string, string | undefined>>): TriggerConfig {
-  const parsed = EnvSchema.safeParse(env)
-  if (!parsed.success) {
-    const issues = describeIssues(parsed.error, '')
-    throw new ConfigError(`invalid trigger environment: ${issues}`, { cause: parsed.error })
-  }
-  const e = parsed.data
+  const e = parseSettings(EnvSchema, env, 'trigger environment', '')
   return { bucket: e.STORE_BUCKET, jobQueue: e.JOB_QUEUE_ARN, jobDefinition: e.JOB_DEFINITION_ARN }
 }

@@ -147,6 +147,7 @@ describe('runJobProcess', () => {
     expect(code).toBe(JOB_EXIT.INTERRUPTED)
     expect(await statusOf('stopped-run')).toMatchObject({
       state: 'running',
+      interrupted: true,
       reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/),
     })
   })

@@ -78,6 +78,7 @@ describe('job process', () => {
     const status = RunStatus.parse(await getJson(store, runKeys(RUN).status))
     expect(status).toMatchObject({
       state: 'running',
+      interrupted: true,
       reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/),
     })
     const state = await getJson<CheckpointState>(store, `${runKeys(RUN).checkpoint}state.json`)

@@ -168,7 +168,7 @@ describe('train', () => {
     expect(a.test!.ageMae).toBeLessThan(a.baselines!.medianAgeMae)
     expect(b.test!.ageMae).toBeCloseTo(a.test!.ageMae, 4)
     // float32 round-off after the restore (Adam's powers) is all that may differ
-    b.history.forEach((r, i) => expect(r.valAgeMae).toBeCloseTo(a.history[i]!.valAgeMae!, 4))
+    for (const [i, r] of b.history.entries()) expect(r.valAgeMae).toBeCloseTo(a.history[i]!.valAgeMae!, 4)
     const weights = async (dir: string) => {
       const { model } = await loadModel(new FolderStore(dir), 'model/')
       const values = model.getWeights().map((w) => Array.from(w.dataSync()))
