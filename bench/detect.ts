@@ -7,7 +7,7 @@
  *
  * 1. Reference box: each detector's median face box relative to a UTKFace crop, over `--train` train-split crops.
  * 2. Tight crops: detection rate (≥ 1 face at score ≥ 0.5) and ms per image over `--crops` test-split crops.
- * 3. Synthetic scenes (test/support/scenes.ts): `--scenes` canvases with 1–4 test-split crops each; a pasted face
+ * 3. Synthetic scenes (support/scenes.ts): `--scenes` canvases with 1–4 test-split crops each; a pasted face
  *    counts as found when a detection has IoU ≥ 0.5 with the detector's reference box placed in the pasted
  *    region; mean IoU of those matches, false positives (detections matching no face at IoU ≥ 0.3), ms per scene.
  * 4. Weight files' size.
@@ -28,7 +28,7 @@ import {
   utkfacePresent,
   UTKFACE_DIR,
   type Scene,
-} from '../test/support/scenes.js'
+} from '../support/scenes.js'
 import { FACE_API_FILES, FACE_API_MODEL_DIR, loadFaceApi } from './face-api-peer.js'
 
 const { values: args } = parseArgs({

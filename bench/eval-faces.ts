@@ -2,7 +2,7 @@
  * `npm run eval:faces -- --model <dir>`: does detection + framing cost accuracy? Age MAE of a trained model
  * through `auto` (detect, frame, predict) against the same UTKFace test-split crops fed directly (as training
  * sees them), on
- * 1. synthetic scenes (test/support/scenes.ts): `--scenes` canvases with 1–4 test crops each; target: within
+ * 1. synthetic scenes (support/scenes.ts): `--scenes` canvases with 1–4 test crops each; target: within
  *    1.0 year of direct;
  * 2. the plain test crops (`--crops` of them): target within 0.3 years of direct.
  * `--model`: a training output folder (holding `model/meta.json`) or a model folder itself.
@@ -25,7 +25,7 @@ import {
   sampleUtkFace,
   utkfacePresent,
   UTKFACE_DIR,
-} from '../test/support/scenes.js'
+} from '../support/scenes.js'
 
 const { values: args } = parseArgs({
   options: {

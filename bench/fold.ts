@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs'
 import { initEngine, type BackendChoice } from '../core/engine/index.js'
 import { toInferenceModel } from '../core/inference-model.js'
 import { createModel } from '../core/model.js'
-import { randomizeBatchNorms } from '../test/support/models.js'
+import { randomizeBatchNorms } from '../support/models.js'
 
 const { values: args } = parseArgs({
   options: {

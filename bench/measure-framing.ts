@@ -2,7 +2,7 @@
  * `npm run measure:framing`: re-measures the constants in core/preprocess.ts (`UTKFACE_FRAMING`) that frame a
  * detected face the way UTKFace's aligned crops are framed.
  *
- * Pastes train-split UTKFace crops (never val/test) into `--scenes` synthetic scenes (test/support/scenes.ts: 1–4
+ * Pastes train-split UTKFace crops (never val/test) into `--scenes` synthetic scenes (support/scenes.ts: 1–4
  * crops each, 16–50 % of the canvas's short side, as faces appear in photos), runs the face detector
  * (core/face-detector.ts) and, for each pasted crop it finds (a detection centred in the crop's middle half),
  * expresses the pasted square in the face's own frame:
@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import { initEngine } from '../core/engine/index.js'
 import { loadFaceDetector } from '../core/face-detector.js'
 import { decodeOriented, UTKFACE_FRAMING } from '../core/preprocess.js'
-import { makeScenes, sampleUtkFace, utkfacePresent, UTKFACE_DIR } from '../test/support/scenes.js'
+import { makeScenes, sampleUtkFace, utkfacePresent, UTKFACE_DIR } from '../support/scenes.js'
 
 const { values: args } = parseArgs({ options: { scenes: { type: 'string', default: '150' } } })
 

@@ -12,7 +12,7 @@
  *
  * 4. Per stage, in this process on the wasm backend (needs ../shared/data/utkface): decode, detect, crop and model
  *    times (median of `--rounds`) of the face pipeline (core/faces.ts's steps) for a 200×200 UTKFace test crop and
- *    a 1280×960 photo with 3 faces (test crops pasted, test/support/scenes.ts), with the same ResNet18; then
+ *    a 1280×960 photo with 3 faces (test crops pasted, support/scenes.ts), with the same ResNet18; then
  *    @vladmandic/face-api's SSD MobileNet v1 detection + age/gender on the same decoded images, and the ratio.
  *
  * Options: `--requests N` (default 50), `--rounds N` (default 10), `--keep` (leave the asset folder for inspection).
@@ -41,8 +41,8 @@ import { packageClosure } from '../infra/package-closure.js'
 import { repoPath, repoRoot } from '../infra/paths.js'
 import { FACE_DETECTOR_DIR, FACE_DETECTOR_FILES } from '../infra/predict-api.js'
 import { startEmbeddedS3 } from '../local/embedded-s3.js'
-import { makeImages } from '../test/support/images.js'
-import { makeScene, readUtkFace, sampleUtkFace, utkfacePresent } from '../test/support/scenes.js'
+import { makeImages } from '../support/images.js'
+import { makeScene, readUtkFace, sampleUtkFace, utkfacePresent } from '../support/scenes.js'
 import { loadFaceApi } from './face-api-peer.js'
 
 /** As in infra/predict-api.ts (not exported there): sharp stays external and travels with its native packages. */

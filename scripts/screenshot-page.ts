@@ -12,7 +12,7 @@
  *   (from `../shared/data/utkface`), or synthetic faces when that is absent.
  *
  * The predict server is `startPredictServer` as `npm start` runs it, with its face detector, if it has one.
- * Prints what the page showed. Needs Debian's chromium (see test/support/chromium.ts).
+ * Prints what the page showed. Needs Debian's chromium (see support/chromium.ts).
  * @module
  */
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -30,8 +30,8 @@ import { putJson } from '../core/store/object-store.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { loadFaceDetector } from '../core/face-detector.js'
 import { startPredictServer } from '../functions/predict/server.js'
-import { launchChromium } from '../test/support/chromium.js'
-import { makeImages } from '../test/support/images.js'
+import { launchChromium } from '../support/chromium.js'
+import { makeImages } from '../support/images.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const UTKFACE = resolve(ROOT, '../shared/data/utkface')

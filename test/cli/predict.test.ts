@@ -16,7 +16,7 @@ import type { FaceAnswer, ImageAnswer } from '../../core/faces.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { startPredictServer, type PredictServer } from '../../functions/predict/server.js'
 import { promote, saveTinyModel, TEST_CALIBRATION } from '../functions/predict/models.js'
-import { makeImages } from '../support/images.js'
+import { makeImages } from '../../support/images.js'
 import { squareDetector, squaresScene } from '../support/square-detector.js'
 import { captureIo } from './io.js'
 

@@ -11,7 +11,7 @@ import { putJson } from '../../core/store/object-store.js'
 import { parseS3Event, plan } from '../../functions/trigger/index.js'
 import { main } from '../../cli/main.js'
 import { gzipSync } from 'node:zlib'
-import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../support/images.js'
+import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../../support/images.js'
 import { useTestS3 } from '../support/s3-server.js'
 import { captureIo } from './io.js'
 

@@ -19,7 +19,7 @@ import {
   utkfacePresent,
   UTKFACE_DIR,
   type Scene,
-} from '../support/scenes.js'
+} from '../../support/scenes.js'
 
 const present = utkfacePresent()
 if (!present) {

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
 import { toInferenceModel } from '../../core/inference-model.js'
 import { createModel } from '../../core/model.js'
-import { randomizeBatchNorms } from '../support/models.js'
+import { randomizeBatchNorms } from '../../support/models.js'
 
 const outputs = (model: tf.LayersModel, x: tf.Tensor) =>
   tf.tidy(() => (model.predict(x) as tf.Tensor[]).map((t) => t.arraySync() as number[][]))

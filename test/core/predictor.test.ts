@@ -7,7 +7,7 @@ import { defaultMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { normalize, toUnitBatch } from '../../core/preprocess.js'
 import { createRng } from '../../core/random.js'
-import { randomizeBatchNorms } from '../support/models.js'
+import { randomizeBatchNorms } from '../../support/models.js'
 
 const SIZE = 32
 

@@ -24,7 +24,7 @@ import { startEmbeddedS3 } from '../../local/embedded-s3.js'
 import { createJobRunner } from '../../local/job-runner.js'
 import { readLocalCredentials } from '../../local/s3-auth.js'
 import { startLocalSystem } from '../../local/system.js'
-import { makeImages, tarBuffer } from '../support/images.js'
+import { makeImages, tarBuffer } from '../../support/images.js'
 
 const TRAIN_ENV = {
   TRAIN_EPOCHS: '3',

@@ -12,7 +12,7 @@ import { initEngine } from '../../core/engine/index.js'
 import { createRng } from '../../core/random.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { startPredictServer, type PredictServer } from '../../functions/predict/server.js'
-import { makeImages } from '../support/images.js'
+import { makeImages } from '../../support/images.js'
 import { promote, saveTinyModel } from '../functions/predict/models.js'
 
 const CASES = 1200

@@ -12,7 +12,7 @@ import { getJson } from '../../core/store/object-store.js'
 import { main } from '../../cli/main.js'
 import { isTerminal, readRun } from '../../cli/run-queries.js'
 import { startLocalSystem, type LocalSystem } from '../../local/system.js'
-import { corruptImage, makeImages, tarBuffer } from '../support/images.js'
+import { corruptImage, makeImages, tarBuffer } from '../../support/images.js'
 import { captureIo } from '../cli/io.js'
 
 // Tiny settings: a run takes seconds. The gate is off (a 2-epoch model cannot reach MAE 12): promotion is tested.

@@ -16,7 +16,7 @@ import { FolderStore } from '../../core/store/folder-store.js'
 import { DatasetError, readEntries } from '../../trainer/dataset-source.js'
 import { parseJobEnv, runJob } from '../../trainer/job-run.js'
 import { loadDataset } from '../../trainer/dataset.js'
-import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../support/images.js'
+import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../../support/images.js'
 
 const MiB = 1024 * 1024
 let dir: string

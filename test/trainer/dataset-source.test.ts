@@ -13,7 +13,14 @@ import {
   type EntrySkipReason,
   type ReadOptions,
 } from '../../trainer/dataset-source.js'
-import { corruptArchive, makeImages, tarBuffer, writeFolder, zipBuffer, type ArchiveFile } from '../support/images.js'
+import {
+  corruptArchive,
+  makeImages,
+  tarBuffer,
+  writeFolder,
+  zipBuffer,
+  type ArchiveFile,
+} from '../../support/images.js'
 
 /** Small enough that the 3 KB "big" file below is skipped, large enough for every 32 px image. */
 const MAX = 2500

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { countSkip, loadDataset, MAX_SKIPPED_EXAMPLES, type Dataset } from '../../trainer/dataset.js'
 import { DatasetError } from '../../trainer/dataset-source.js'
-import { corruptImage, makeImages, tarBuffer, writeFolder, zipBuffer, type ArchiveFile } from '../support/images.js'
+import { corruptImage, makeImages, tarBuffer, writeFolder, zipBuffer, type ArchiveFile } from '../../support/images.js'
 import { SHARED_DIR, sharedPresent } from '../support/shared.js'
 
 const UTKFACE = resolve(SHARED_DIR, 'data/utkface/UTKFace')

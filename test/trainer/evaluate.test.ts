@@ -10,7 +10,7 @@ import { parseTrainConfig } from '../../trainer/config.js'
 import { evaluateRun } from '../../trainer/evaluate-run.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
 import { train, type TrainMetrics } from '../../trainer/train.js'
-import { makeImages, writeFolder } from '../support/images.js'
+import { makeImages, writeFolder } from '../../support/images.js'
 
 // A tiny run on a subset (--max-images), so evaluate must pick the same subset to reproduce it.
 const SETTINGS = { epochs: 2, imageSize: 32, batchSize: 16, width: 8, learningRate: 3e-3, seed: 5, maxImages: 300 }

@@ -11,7 +11,7 @@ import { S3Store } from '../../core/store/s3-store.js'
 import { deviceProblem, deviceReport, usesGpu } from '../../trainer/device.js'
 import { JOB_EXIT } from '../../trainer/exit-codes.js'
 import { promote, runJobProcess, type JobProcessDeps } from '../../trainer/job-run.js'
-import { makeImages, zipBuffer } from '../support/images.js'
+import { makeImages, zipBuffer } from '../../support/images.js'
 import { useTestS3 } from '../support/s3-server.js'
 
 const BUCKET = 'job-run'

@@ -12,7 +12,7 @@ import { getJson } from '../../core/store/object-store.js'
 import { S3Store } from '../../core/store/s3-store.js'
 import type { CheckpointState } from '../../trainer/checkpoint.js'
 import { JOB_EXIT } from '../../trainer/exit-codes.js'
-import { makeImages, zipBuffer } from '../support/images.js'
+import { makeImages, zipBuffer } from '../../support/images.js'
 import { useTestS3 } from '../support/s3-server.js'
 
 const BUCKET = 'job-signal'

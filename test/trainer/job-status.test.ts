@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunStatus } from '../../core/runs.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { parseJobEnv, runJob } from '../../trainer/job-run.js'
-import { corruptImage, tarBuffer } from '../support/images.js'
+import { corruptImage, tarBuffer } from '../../support/images.js'
 
 /** A folder store that keeps every status.json written, in order. */
 class RecordingStore extends FolderStore {

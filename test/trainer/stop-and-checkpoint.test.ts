@@ -12,7 +12,7 @@ import { readCheckpointState } from '../../trainer/checkpoint.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
 import { train, TrainingStopped, type TrainEvent, type TrainOptions } from '../../trainer/train.js'
-import { makeImages, writeFolder } from '../support/images.js'
+import { makeImages, writeFolder } from '../../support/images.js'
 
 const SETTINGS = { epochs: 2, imageSize: 32, batchSize: 16, width: 8, learningRate: 3e-3, seed: 11 }
 const quiet = () => {}

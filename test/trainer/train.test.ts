@@ -9,7 +9,7 @@ import { FolderStore } from '../../core/store/folder-store.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
 import { train, TrainingError, type TrainEvent } from '../../trainer/train.js'
-import { corruptImage, makeImages, writeFolder } from '../support/images.js'
+import { corruptImage, makeImages, writeFolder } from '../../support/images.js'
 
 // A small width-8 ResNet18 on 32 px synthetic faces whose size/brightness encode age and tint encodes gender.
 const SETTINGS = { epochs: 6, imageSize: 32, batchSize: 16, width: 8, learningRate: 3e-3, seed: 7 }

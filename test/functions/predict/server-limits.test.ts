@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../../core/engine/index.js'
 import { FolderStore } from '../../../core/store/folder-store.js'
 import { startPredictServer, type PredictServer } from '../../../functions/predict/server.js'
-import { makeImages } from '../../support/images.js'
+import { makeImages } from '../../../support/images.js'
 import { promote, saveTinyModel } from './models.js'
 
 let dir: string

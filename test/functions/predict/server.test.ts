@@ -10,7 +10,7 @@ import { initEngine } from '../../../core/engine/index.js'
 import { FolderStore } from '../../../core/store/folder-store.js'
 import { ConfigError, parseLambdaConfig, parseServerConfig } from '../../../functions/predict/config.js'
 import { startPredictServer, type PredictServer } from '../../../functions/predict/server.js'
-import { makeImages } from '../../support/images.js'
+import { makeImages } from '../../../support/images.js'
 import { analyzeDirectly, onTheWire, promote, saveTinyModel } from './models.js'
 
 describe('startPredictServer', () => {

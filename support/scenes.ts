@@ -11,11 +11,11 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import sharp, { type OverlayOptions } from 'sharp'
-import { createRng, shuffled, type Rng } from '../../core/random.js'
-import { UTKFACE_FRAMING, type Box } from '../../core/preprocess.js'
+import { createRng, shuffled, type Rng } from '../core/random.js'
+import { UTKFACE_FRAMING, type Box } from '../core/preprocess.js'
 
 /** `../shared/data/utkface` as CI lays it out (the repository's parent holds `shared/`). */
-export const UTKFACE_DIR = resolve(import.meta.dirname, '../../../shared/data/utkface')
+export const UTKFACE_DIR = resolve(import.meta.dirname, '../../shared/data/utkface')
 export const utkfacePresent = (): boolean => existsSync(join(UTKFACE_DIR, 'splits.csv'))
 
 export interface UtkFaceEntry {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs'
-import { createRng } from '../../core/random.js'
+import { createRng } from '../core/random.js'
 
 /** A freshly built model has identity BatchNorm statistics; give every BatchNorm trained-looking ones. */
 export function randomizeBatchNorms(model: tf.LayersModel, seed: number): void {

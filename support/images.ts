@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib'
 import sharp from 'sharp'
 import * as tar from 'tar-stream'
 import yazl from 'yazl'
-import { createRng } from '../../core/random.js'
+import { createRng } from '../core/random.js'
 
 export interface SyntheticImage {
   /** UTKFace-style file name. */
