@@ -173,10 +173,7 @@ describe('synthetic test images', () => {
 
 describe.skipIf(!hasData)('loadDataset on UTKFace (reads ~180 MB)', () => {
   it('loads all 23,708 images with the README split counts and accepts the 3 without a race', async () => {
-    const start = performance.now()
     const d = await loadDataset({ path: UTKFACE })
-    const seconds = (performance.now() - start) / 1000
-    console.log(`UTKFace: ${d.counts.total} images loaded in ${seconds.toFixed(1)} s`)
     expect(d.counts).toEqual({ total: 23_708, used: 23_708, train: 18_980, val: 2_370, test: 2_358 })
     expect(d.skipped).toEqual({})
     expect(
@@ -191,6 +188,5 @@ describe.skipIf(!hasData)('loadDataset on UTKFace (reads ~180 MB)', () => {
     ])
     // 375 groups of identical bytes hold 765 files (README): 390 repeats
     expect(new Set(d.items.map((i) => i.sha256)).size).toBe(23_708 - 390)
-    expect(seconds).toBeLessThan(30)
   })
 })

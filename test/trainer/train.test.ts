@@ -19,6 +19,8 @@ describe('train', () => {
   let dataDir: string
   let outDir: string
   let engine: EngineInfo
+  /** The run both the learning and the export tests look at: trained once, here, not by an earlier test. */
+  let metrics: Awaited<ReturnType<typeof train>>
 
   beforeAll(async () => {
     engine = await initEngine()
@@ -29,27 +31,23 @@ describe('train', () => {
       { name: 'not-a-label.jpg', bytes: images[0]!.bytes },
     ])
     outDir = await mkdtemp(join(tmpdir(), 'agegender-train-'))
+    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
+    metrics = await train({
+      items,
+      dataset,
+      config: parseTrainConfig(SETTINGS),
+      output: new FolderStore(outDir),
+      backend: engine,
+      log: quiet,
+      tty: false,
+    })
   })
   afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true })
     await rm(outDir, { recursive: true, force: true })
   })
 
-  it('learns the signal: losses fall and the test MAE beats the training median', async () => {
-    // Prepare
-    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
-    const output = new FolderStore(outDir)
-    // Act
-    const metrics = await train({
-      items,
-      dataset,
-      config: parseTrainConfig(SETTINGS),
-      output,
-      backend: engine,
-      log: quiet,
-      tty: false,
-    })
-    // Assess
+  it('learns the signal: losses fall and the test MAE beats the training median', () => {
     const h = metrics.history
     expect(h).toHaveLength(SETTINGS.epochs)
     expect(h.at(-1)!.trainLoss).toBeLessThan(h[0]!.trainLoss)

@@ -1,4 +1,4 @@
-/** A forced plain-JS backend, and an explicit wasm path, each in a fresh worker. */
+/** A forced plain-JS backend, in a fresh worker: no wasm kernels or patches installed. */
 import * as tf from '@tensorflow/tfjs'
 import { expect, it } from 'vitest'
 import { initEngine } from '../../../core/engine/index.js'
