@@ -8,10 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
-import type { AgeIntervalCalibration, IntervalEvaluation } from '../core/age-interval.js'
 import { toInferenceModel } from '../core/inference-model.js'
-import { setLearningRate, type EngineReport } from '../core/engine/index.js'
-import { baselines, testSummary, type Metrics } from '../core/metrics.js'
+import { setLearningRate } from '../core/engine/index.js'
+import { baselines, testSummary } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
@@ -19,7 +18,8 @@ import { loadPretrainedBytes } from '../core/pretrained.js'
 import { readPretrained } from '../core/pretrained-source.js'
 import { toUnitBatch, normalize } from '../core/preprocess.js'
 import { createRng, shuffled } from '../core/random.js'
-import { putJson, type ObjectStore } from '../core/store/object-store.js'
+import { putJson } from '../core/store/object-store.js'
+import type { EpochRecord, TrainMetrics } from '../core/train-documents.js'
 import { calibrateRun } from './age-interval.js'
 import { augmentBatch } from './augment.js'
 import {
@@ -30,109 +30,17 @@ import {
   saveBest,
   saveCheckpoint,
 } from './checkpoint.js'
-import { learningRateAt, type TrainConfig } from './config.js'
+import { learningRateAt } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { WeightAverage } from './weight-average.js'
 import { decodeSplits } from './decode.js'
-import { dedupeTraining, type DedupeReport } from './dedupe.js'
+import { dedupeTraining } from './dedupe.js'
 import { evaluate, type Evaluation } from './evaluation.js'
-import { machineInfo, type MachineInfo } from './machine.js'
+import { machineInfo } from './machine.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
 import { createTrainStep } from './step.js'
-
-export type Split = 'train' | 'val' | 'test'
-
-export interface TrainItem {
-  readonly name: string
-  readonly bytes: Uint8Array
-  readonly label: { readonly age: number; readonly gender: 0 | 1; readonly race?: number }
-  readonly split: Split
-  /** sha256 of `bytes` when the loader already computed it. */
-  readonly sha256?: string
-}
-
-export interface DatasetInfo {
-  readonly source: string
-  readonly counts: Record<string, number>
-  readonly skipped: Record<string, number>
-  readonly skippedExamples?: readonly { name: string; reason: string }[]
-  readonly loadSeconds?: number
-  /** What {@link dedupeTraining} did to the training split. */
-  readonly dedupe?: DedupeReport
-}
-
-export interface EpochRecord {
-  readonly epoch: number
-  readonly learningRate: number
-  readonly trainLoss: number
-  readonly trainAgeMae: number
-  readonly trainGenderLoss: number
-  readonly valAgeMae: number | null
-  readonly valGenderAccuracy: number | null
-  readonly seconds: number
-  readonly imagesPerSecond: number
-}
-
-export type TrainEvent =
-  | { type: 'decoded'; images: number; failures: number }
-  | { type: 'resumed'; epochsDone: number; batchesDone: number }
-  | { type: 'checkpoint'; epochsDone: number; batchesDone: number; step: number }
-  | { type: 'epoch'; epoch: number; epochs: number; record: EpochRecord }
-  | { type: 'done'; metrics: TrainMetrics }
-
-export interface TrainOptions {
-  readonly items: readonly TrainItem[]
-  readonly dataset: DatasetInfo
-  readonly config: TrainConfig
-  /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
-  readonly output: ObjectStore
-  /** The engine in use (`initEngine`'s result); its `report`, when given, goes to metrics.json as `engine`. */
-  readonly backend: { name: string; description: string; device?: string; report?: EngineReport }
-  /** Continue from `checkpoint/` in the output store if one is there. */
-  readonly resume?: boolean
-  readonly runId?: string
-  readonly onEvent?: (event: TrainEvent) => void | Promise<void>
-  readonly log?: (line: string) => void
-  /** Live progress bars (default: when stderr is a terminal). */
-  readonly tty?: boolean
-  readonly packageVersion?: string
-  /** Caches downloaded pretrained weights under `pretrained/` (the job passes its bucket). */
-  readonly pretrainedCache?: ObjectStore
-  /**
-   * Asked after every training step; `true` saves a checkpoint at once and throws {@link TrainingStopped}
-   * (Batch's SIGTERM: ECS allows 30 s before SIGKILL).
-   */
-  readonly shouldStop?: () => boolean
-  /** Also checkpoint within an epoch once this many minutes passed since the last one (Spot). @default - per epoch only */
-  readonly checkpointEveryMinutes?: number
-  /** Milliseconds clock for `checkpointEveryMinutes`. @default performance.now */
-  readonly clock?: () => number
-}
-
-export interface TrainMetrics {
-  readonly schemaVersion: 1
-  readonly runId?: string
-  readonly createdAt: string
-  /** Test split metrics of the best epoch (null when the dataset has no test images), with the age range's coverage. */
-  readonly test: (Metrics & { ageInterval?: IntervalEvaluation }) | null
-  readonly val: Metrics | null
-  readonly bestEpoch: number
-  readonly baselines: ReturnType<typeof baselines> | null
-  readonly history: EpochRecord[]
-  readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
-  readonly backend: { name: string; description: string; device?: string }
-  /** Each engine kernel and patch on or off, with the reason (see core/engine/report.ts). */
-  readonly engine?: EngineReport
-  readonly dataset: DatasetInfo & { decodeFailures: number }
-  readonly config: TrainConfig
-  readonly timings: Record<string, number>
-  /** Wall-clock minutes of this process, decoding to export (a resumed run counts only its own part). */
-  readonly minutes: number
-  readonly machine: MachineInfo
-  /** Calibrated age ranges (also in the model's meta.json); null when the validation split is too small. */
-  readonly ageInterval: AgeIntervalCalibration | null
-}
+import type { TrainEvent, TrainOptions } from './train-types.js'
 
 /** The run cannot proceed (no usable images, incompatible checkpoint...): its message is the failure reason. */
 export class TrainingError extends Error {
