@@ -16,12 +16,12 @@ export const AgeIntervalBand = z.object({
   /** Predicted ages in `[from, to)`; `to: null` is open-ended. */
   from: z.number(),
   to: z.number().nullable(),
+  /** Validation images the offsets were computed from. */
+  count: z.number().int().min(0),
   /** Years below the prediction the range starts. */
   below: z.number().min(0),
   /** Years above the prediction the range ends. */
   above: z.number().min(0),
-  /** Validation images the offsets were computed from. */
-  count: z.number().int().min(0),
   /** Which interval shape was narrowest on this band ({@link INTERVAL_SHAPES}); absent in hand-made calibrations. */
   shape: z.enum(['symmetric', 'shifted', 'equal-tails']).optional(),
 })
@@ -198,22 +198,26 @@ export function calibrateAgeInterval(
   }
 }
 
-export interface IntervalGroup {
-  readonly count: number
+export const IntervalGroup = z.object({
+  count: z.number(),
   /** Share of true ages inside the range. */
-  readonly coverage: number
+  coverage: z.number(),
   /** Mean of `high − low` in years, after the range is clipped at 0. */
-  readonly meanWidth: number
-}
+  meanWidth: z.number(),
+})
+export type IntervalGroup = z.infer<typeof IntervalGroup>
 
-export interface IntervalEvaluation extends IntervalGroup {
+/** Stored in `metrics.json` as the test split's `ageInterval`. */
+export const IntervalEvaluation = z.object({
   /** Nominal coverage. */
-  readonly level: number
+  level: z.number(),
+  ...IntervalGroup.shape,
   /** By true age, in the ten-year bands of the other metrics. */
-  readonly byAgeBand: Record<string, IntervalGroup>
+  byAgeBand: z.record(z.string(), IntervalGroup),
   /** By the calibration's predicted-age bands (the groups the offsets were fitted on). */
-  readonly byPredictedBand: Record<string, IntervalGroup>
-}
+  byPredictedBand: z.record(z.string(), IntervalGroup),
+})
+export type IntervalEvaluation = z.infer<typeof IntervalEvaluation>
 
 export const bandLabel = (b: Pick<AgeIntervalBand, 'from' | 'to'>) =>
   b.to === null ? `${b.from}+` : `${b.from}-${b.to}`

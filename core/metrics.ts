@@ -4,8 +4,12 @@
  * - age MAE, RMSE (years); CS@5: share of predictions within 5 years of the label.
  * - gender accuracy (p ≥ 0.5 means female) and gender MAE, mean |p - label| (the seed project's figure).
  * - the same age and gender figures by age band, by gender and by race group where races are known.
+ *
+ * The figures are stored in `metrics.json` (see `train-documents.ts`): {@link GroupMetrics}, {@link Metrics} and
+ * {@link Baselines} are its parts, as zod schemas with their types.
  * @module
  */
+import { z } from 'zod'
 
 export interface Prediction {
   readonly age: number
@@ -17,24 +21,35 @@ export interface Prediction {
   readonly genderProbability: number
 }
 
-export interface GroupMetrics {
-  readonly count: number
-  readonly ageMae: number
-  readonly ageRmse: number
-  readonly cs5: number
-  readonly genderAccuracy: number
-  readonly genderMae: number
-}
-
-export interface Metrics extends GroupMetrics {
-  readonly byAgeBand: Record<string, GroupMetrics>
-  readonly byGender: Record<string, GroupMetrics>
-  readonly byRace: Record<string, GroupMetrics>
-}
-
 /** Ten-year bands, `70+` last: wide enough to hold a few hundred test images each on UTKFace. */
 export const AGE_BANDS = ['0-9', '10-19', '20-29', '30-39', '40-49', '50-59', '60-69', '70+'] as const
 export const GENDER_NAMES = ['male', 'female'] as const
+
+export const GroupMetrics = z.object({
+  count: z.number(),
+  ageMae: z.number(),
+  ageRmse: z.number(),
+  cs5: z.number(),
+  genderAccuracy: z.number(),
+  genderMae: z.number(),
+})
+export type GroupMetrics = z.infer<typeof GroupMetrics>
+
+export const Metrics = GroupMetrics.extend({
+  byAgeBand: z.record(z.string(), GroupMetrics),
+  byGender: z.record(z.string(), GroupMetrics),
+  byRace: z.record(z.string(), GroupMetrics),
+})
+export type Metrics = z.infer<typeof Metrics>
+
+/** The trivial baselines: the training median age and the majority gender, scored on the test split. */
+export const Baselines = z.object({
+  medianAge: z.number(),
+  medianAgeMae: z.number(),
+  majorityGender: z.enum(GENDER_NAMES),
+  majorityGenderAccuracy: z.number(),
+})
+export type Baselines = z.infer<typeof Baselines>
 export const RACE_NAMES = ['white', 'black', 'asian', 'indian', 'other'] as const
 
 export function ageBand(age: number): string {
@@ -98,7 +113,11 @@ export function testSummary(test: GroupMetrics | null | undefined): Record<strin
 }
 
 /** The trivial baselines every report shows beside the model: predict the training median age, the majority gender. */
-export function baselines(trainAges: readonly number[], trainGenders: readonly number[], test: readonly Prediction[]) {
+export function baselines(
+  trainAges: readonly number[],
+  trainGenders: readonly number[],
+  test: readonly Prediction[]
+): Baselines {
   const sorted = [...trainAges].sort((a, b) => a - b)
   const median = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : 0
   const females = trainGenders.filter((g) => g === 1).length

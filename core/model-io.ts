@@ -43,6 +43,38 @@ export const ModelMeta = z.object({
 })
 export type ModelMeta = z.infer<typeof ModelMeta>
 
+/** The layout of one tensor in a weights file (tf.io.WeightsManifestEntry). */
+export const WeightSpec = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  dtype: z.enum(['float32', 'int32', 'bool', 'string', 'complex64']),
+  group: z.enum(['model', 'optimizer']).optional(),
+  quantization: z
+    .object({
+      scale: z.number().optional(),
+      min: z.number().optional(),
+      dtype: z.enum(['uint16', 'uint8', 'float16']),
+    })
+    .optional(),
+})
+export type WeightSpec = z.infer<typeof WeightSpec>
+
+/** `model.json` as {@link storeIOHandler} writes it (tf.io.ModelJSON); the topology goes to tfjs unchecked. */
+const ModelJson = z.object({
+  modelTopology: z.looseObject({}),
+  format: z.string().optional(),
+  generatedBy: z.string().optional(),
+  convertedBy: z.string().nullable().optional(),
+  weightsManifest: z.array(z.object({ paths: z.array(z.string()), weights: z.array(WeightSpec) })),
+  /** Loss and metrics of a compiled model: tfjs compiles the loaded model with them. */
+  trainingConfig: z
+    .custom<tf.io.TrainingConfig>(
+      (v) => typeof v === 'object' && v !== null && 'loss' in v,
+      'expected a training config'
+    )
+    .optional(),
+})
+
 export function defaultMeta(inputSize: number, extra: Partial<ModelMeta> = {}): ModelMeta {
   return {
     format: MODEL_FORMAT,
@@ -78,7 +110,7 @@ export function storeIOHandler(store: ObjectStore, prefix: string): tf.io.IOHand
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) }
     },
     async load(): Promise<tf.io.ModelArtifacts> {
-      const modelJson = await getJson<tf.io.ModelJSON>(store, `${prefix}model.json`)
+      const modelJson = await getJson(store, `${prefix}model.json`, ModelJson)
       if (!modelJson) throw new Error(`no model at ${store.location}/${prefix}model.json`)
       return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
         const specs = manifest.flatMap((g) => g.weights)
@@ -105,12 +137,10 @@ export async function loadModel(
   store: ObjectStore,
   prefix: string
 ): Promise<{ model: tf.LayersModel; meta: ModelMeta }> {
-  const raw = await getJson(store, `${prefix}meta.json`)
-  if (raw === undefined) throw new Error(`no meta.json at ${store.location}/${prefix}`)
-  const parsed = ModelMeta.safeParse(raw)
-  if (!parsed.success) throw new Error(`invalid meta.json at ${prefix}: ${parsed.error.message}`)
+  const meta = await getJson(store, `${prefix}meta.json`, ModelMeta)
+  if (meta === undefined) throw new Error(`no meta.json at ${store.location}/${prefix}`)
   const model = await tf.loadLayersModel(storeIOHandler(store, prefix))
-  return { model, meta: parsed.data }
+  return { model, meta }
 }
 
 /** Copies a saved model (every object under `from`) to `to`, e.g. when a run is promoted. */

@@ -11,10 +11,14 @@
  * models/<runId>/                    copy of a promoted run's model/ (+ metrics.json)
  * models/latest.json                 Promotion: which run the predict endpoint serves
  * ```
+ *
+ * And reading runs back: every run's status, one run's status and the current promotion (the CLI, the local
+ * runner and the local system's restart recovery).
  * @module
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
+import { getJson, InvalidDocumentError, type ObjectStore } from './store/object-store.js'
 
 export const DATASET_PREFIX = 'datasets/'
 export const DATASET_SUFFIXES = ['.zip', '.tar', '.tar.gz', '.tgz'] as const
@@ -95,4 +99,57 @@ export function runIdFor(key: string, version: string): string {
     .slice(0, 40)
   const hash = createHash('sha256').update(`${key}\u0000${version}`).digest('hex').slice(0, 10)
   return `${base || 'dataset'}-${hash}`
+}
+
+export const isTerminal = (state: RunState) => state === 'succeeded' || state === 'failed'
+
+export type RunListing =
+  | { readonly runId: string; readonly ok: true; readonly status: RunStatus }
+  | { readonly runId: string; readonly ok: false; readonly error: string }
+
+const STATUS_KEY = /^runs\/([^/]+)\/status\.json$/
+
+/**
+ * Every `runs/<runId>/status.json`, parsed; an unreadable one is listed with the reason instead of failing
+ * the whole listing. In run id order.
+ */
+export async function listRuns(store: ObjectStore): Promise<RunListing[]> {
+  const keys = (await store.list('runs/')).flatMap((o) => {
+    const runId = STATUS_KEY.exec(o.key)?.[1]
+    return runId === undefined ? [] : [runId]
+  })
+  return Promise.all(keys.map((runId) => readRunListing(store, runId)))
+}
+
+async function readRunListing(store: ObjectStore, runId: string): Promise<RunListing> {
+  try {
+    const status = await readRun(store, runId)
+    return status ? { runId, ok: true, status } : { runId, ok: false, error: 'status.json disappeared' }
+  } catch (err) {
+    return { runId, ok: false, error: err instanceof Error ? err.message : String(err) }
+  }
+}
+
+/**
+ * The run's status, `undefined` when it has none; throws an {@link InvalidDocumentError} when status.json is
+ * not a valid RunStatus.
+ *
+ * An invalid document is read again a few times first. Every store replaces an object whole (S3 itself; the
+ * folder store and the embedded S3 server write a temporary file and rename it into place), so a reader never
+ * sees a half-written one: the retries only cover a store that does not.
+ */
+export async function readRun(store: ObjectStore, runId: string, retries = 3): Promise<RunStatus | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await getJson(store, runKeys(runId).status, RunStatus)
+    } catch (err) {
+      if (!(err instanceof InvalidDocumentError) || attempt >= retries) throw err
+      await new Promise((done) => setTimeout(done, 100))
+    }
+  }
+}
+
+/** What `models/latest.json` says the predict endpoint serves, if anything (or if it is unreadable). */
+export async function readPromotion(store: ObjectStore): Promise<Promotion | undefined> {
+  return getJson(store, LATEST_MODEL_KEY, Promotion).catch(() => undefined)
 }

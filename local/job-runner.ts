@@ -19,10 +19,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { runKeys, type RunStatus } from '../core/runs.js'
+import { isTerminal, readRun, runKeys, type RunStatus } from '../core/runs.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { runEnvironment, type JobSubmitter, type RunRequest } from '../functions/trigger/index.js'
-import { isTerminal, readRun } from '../cli/run-queries.js'
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 const JOB_ENTRY = fileURLToPath(new URL('../trainer/job.ts', import.meta.url))

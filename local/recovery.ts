@@ -7,10 +7,9 @@
  * `failed` with that reason instead: no run stays `running` forever.
  * @module
  */
-import { runKeys, type RunStatus } from '../core/runs.js'
+import { listRuns, runKeys, type RunStatus } from '../core/runs.js'
 import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { jobNameFor, type RunRequest } from '../functions/trigger/index.js'
-import { listRuns } from '../cli/run-queries.js'
 
 /** What identifies the object's current version: its version id, else its ETag (no quotes). */
 export interface DatasetVersion {

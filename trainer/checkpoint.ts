@@ -22,29 +22,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { getJson, putJson, type ObjectStore } from '../core/store/object-store.js'
 import { loadModel, saveModel, type ModelMeta } from '../core/model-io.js'
-import type { EpochRecord } from './train.js'
-
-export interface CheckpointState {
-  readonly version: 1
-  /** Epochs finished (1-based count). */
-  readonly epochsDone: number
-  /** Batches of epoch `epochsDone + 1` already trained (a mid-epoch checkpoint). @default 0 */
-  readonly batchesDone?: number
-  /** Running loss sums of that partial epoch, so its averages continue. */
-  readonly epochSums?: { loss: number; age: number; gender: number }
-  readonly step: number
-  readonly history: EpochRecord[]
-  readonly best: { epoch: number; valAgeMae: number } | null
-  readonly optimizerSpecs: tf.io.WeightsManifestEntry[]
-  /** Layout of `average.bin`, the weight averages (`--ema`); absent without them. */
-  readonly averageSpecs?: tf.io.WeightsManifestEntry[]
-  /** Settings that must not change across a resume (image size, width, batch size...). */
-  readonly fingerprint: string
-  /** Prefix of the current checkpoint (`checkpoint/a/`); absent in checkpoints from before slots. */
-  readonly prefix?: string
-  /** Prefix of the best model (`checkpoint/best-a/`); absent in checkpoints from before slots. */
-  readonly bestPrefix?: string
-}
+import { CheckpointState } from '../core/train-documents.js'
 
 const STATE = 'checkpoint/state.json'
 const SLOTS = ['checkpoint/a/', 'checkpoint/b/'] as const
@@ -103,7 +81,7 @@ export async function saveBest(store: ObjectStore, model: tf.LayersModel, meta: 
 }
 
 export async function readCheckpointState(store: ObjectStore): Promise<CheckpointState | undefined> {
-  return getJson<CheckpointState>(store, STATE)
+  return getJson(store, STATE, CheckpointState)
 }
 
 /** Where the best model of `state` is. */

@@ -8,6 +8,7 @@
  * @module
  */
 import { sha256Hex } from '../core/split.js'
+import type { DedupeReport } from '../core/train-documents.js'
 
 export interface DedupeItem {
   readonly name: string
@@ -15,17 +16,6 @@ export interface DedupeItem {
   readonly label: { readonly age: number; readonly gender: 0 | 1; readonly race?: number }
   readonly split: 'train' | 'val' | 'test'
   readonly sha256?: string
-}
-
-export interface DedupeReport {
-  /** Training groups of two or more byte-identical images. */
-  readonly groups: number
-  /** Training items removed in all (duplicates merged away plus dropped groups). */
-  readonly removed: number
-  /** Groups whose ages disagreed and were given their median age. */
-  readonly ageConflicts: number
-  /** Groups whose genders disagreed and were dropped whole. */
-  readonly genderConflicts: number
 }
 
 const medianOf = (xs: readonly number[]) => {

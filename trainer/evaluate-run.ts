@@ -14,12 +14,14 @@ import { ModelMeta } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { getJson, putJson } from '../core/store/object-store.js'
+import { TrainMetrics } from '../core/train-documents.js'
 import { calibrateRun, toCalibrationSamples, type RunAgeInterval } from './age-interval.js'
 import { decodeSplits } from './decode.js'
 import { evaluate } from './evaluation.js'
 import { loadDatasetForTraining } from './load.js'
 import { renderReport } from './report.js'
-import { subsample, type Split, type TrainMetrics } from './train.js'
+import { subsample } from './train.js'
+import type { Split } from './train-types.js'
 
 export const EVAL_SPLITS = ['test', 'val', 'train', 'all'] as const
 export type EvalSplit = (typeof EVAL_SPLITS)[number]
@@ -57,7 +59,7 @@ export async function evaluateRun(options: EvaluateRunOptions): Promise<Evaluate
   const root = new FolderStore(options.modelDir)
   const prefix = (await root.get('model/meta.json')) ? 'model/' : ''
   // a training output folder and a promoted copy (models/<runId>/) both keep the run's metrics.json at their root
-  const run = await getJson<TrainMetrics>(root, 'metrics.json')
+  const run = await getJson(root, 'metrics.json', TrainMetrics)
   const { model, meta } = await loadInferenceModel(root, prefix)
   try {
     const loaded = await loadDatasetForTraining({ path: options.data }, log)
@@ -124,7 +126,8 @@ async function writeCalibration(
 ): Promise<string[]> {
   const wrote: string[] = []
   const metaKey = `${prefix}meta.json`
-  const meta = ModelMeta.parse(await getJson(root, metaKey))
+  const meta = await getJson(root, metaKey, ModelMeta)
+  if (!meta) throw new Error(`no ${metaKey} in ${root.location}`)
   const summary =
     meta.summary && calibrated.test
       ? {

@@ -11,7 +11,7 @@ import { z } from 'zod'
 import { BackendChoice, type EngineReport } from '../core/engine/index.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
-import { LATEST_MODEL_KEY, modelPrefix, runKeys, type Promotion, type RunStatus } from '../core/runs.js'
+import { LATEST_MODEL_KEY, modelPrefix, runKeys, RunStatus, type Promotion } from '../core/runs.js'
 import {
   PreconditionFailedError,
   getJson,
@@ -20,11 +20,12 @@ import {
   type ObjectStore,
 } from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
+import type { TrainMetrics } from '../core/train-documents.js'
 import { parseTrainConfig, TRAIN_ENV, TRAIN_ENV_VARIABLES } from './config.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
-import { TrainingError, train, TrainingStopped, type TrainMetrics } from './train.js'
+import { TrainingError, train, TrainingStopped } from './train.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 const JobEnv = z
@@ -120,7 +121,7 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const { env, store } = options
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const keys = runKeys(env.runId)
-  const previous = await getJson<RunStatus>(store, keys.status)
+  const previous = await getJson(store, keys.status, RunStatus)
   const createdAt = previous?.createdAt ?? new Date().toISOString()
   // What the trigger recorded about the dataset (a versionId only when S3 versioning gave one, the ETag as the
   // ETag); DATASET_VERSION is either of them, so it is not written back under a name that may be wrong.

@@ -6,7 +6,8 @@ import { basename, isAbsolute, relative } from 'node:path'
 import { loadDataset, type LoadOptions } from './dataset.js'
 import type { DatasetSource } from './dataset-source.js'
 import { createProgress } from './progress.js'
-import type { DatasetInfo, TrainItem } from './train.js'
+import type { DatasetInfo } from '../core/train-documents.js'
+import type { TrainItem } from './train-types.js'
 
 /**
  * How a dataset path is written into metrics.json and the report, which get committed and shared: relative to

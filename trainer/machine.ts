@@ -3,19 +3,7 @@
  * @module
  */
 import os from 'node:os'
-
-export interface MachineInfo {
-  /** `os.cpus()[0].model`, e.g. "Intel(R) Xeon(R) CPU @ 2.20GHz". */
-  readonly cpuModel: string
-  /** Logical CPUs the OS reports (hardware threads). */
-  readonly threads: number
-  /** What Node may use (`os.availableParallelism()`: cgroup/affinity limits included). */
-  readonly availableParallelism: number
-  readonly memoryGiB: number
-  readonly node: string
-  readonly platform: string
-  readonly arch: string
-}
+import type { MachineInfo } from '../core/train-documents.js'
 
 export function machineInfo(): MachineInfo {
   const cpus = os.cpus()

@@ -10,7 +10,7 @@ import {
   type IntervalGroup,
 } from '../core/age-interval.js'
 import type { GroupMetrics, Prediction } from '../core/metrics.js'
-import type { TrainMetrics } from './train.js'
+import type { TrainMetrics } from '../core/train-documents.js'
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)
 const num = (v: number | null | undefined, digits = 2) =>

@@ -8,10 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { createHash } from 'node:crypto'
-import type { AgeIntervalCalibration, IntervalEvaluation } from '../core/age-interval.js'
 import { toInferenceModel } from '../core/inference-model.js'
-import { setLearningRate, type EngineReport } from '../core/engine/index.js'
-import { baselines, testSummary, type Metrics } from '../core/metrics.js'
+import { setLearningRate } from '../core/engine/index.js'
+import { baselines, testSummary } from '../core/metrics.js'
 import { createModel } from '../core/model.js'
 import { defaultMeta, saveModel, type ModelMeta } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
@@ -19,8 +18,9 @@ import { loadPretrainedBytes } from '../core/pretrained.js'
 import { readPretrained } from '../core/pretrained-source.js'
 import { toUnitBatch, normalize } from '../core/preprocess.js'
 import { createRng, shuffled } from '../core/random.js'
-import { putJson, type ObjectStore } from '../core/store/object-store.js'
-import { calibrateRun } from './age-interval.js'
+import { putJson } from '../core/store/object-store.js'
+import type { DedupeReport, EpochRecord, TrainMetrics } from '../core/train-documents.js'
+import { calibrateRun, type RunAgeInterval } from './age-interval.js'
 import { augmentBatch } from './augment.js'
 import {
   bestPrefixOf,
@@ -33,106 +33,14 @@ import {
 import { learningRateAt, type TrainConfig } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { WeightAverage } from './weight-average.js'
-import { decodeSplits } from './decode.js'
-import { dedupeTraining, type DedupeReport } from './dedupe.js'
-import { evaluate, type Evaluation } from './evaluation.js'
-import { machineInfo, type MachineInfo } from './machine.js'
+import { decodeSplits, type DecodeResult } from './decode.js'
+import { dedupeTraining } from './dedupe.js'
+import { evaluate, type Evaluation, type Sample } from './evaluation.js'
+import { machineInfo } from './machine.js'
 import { createProgress } from './progress.js'
 import { renderReport } from './report.js'
-import { createTrainStep } from './step.js'
-
-export type Split = 'train' | 'val' | 'test'
-
-export interface TrainItem {
-  readonly name: string
-  readonly bytes: Uint8Array
-  readonly label: { readonly age: number; readonly gender: 0 | 1; readonly race?: number }
-  readonly split: Split
-  /** sha256 of `bytes` when the loader already computed it. */
-  readonly sha256?: string
-}
-
-export interface DatasetInfo {
-  readonly source: string
-  readonly counts: Record<string, number>
-  readonly skipped: Record<string, number>
-  readonly skippedExamples?: readonly { name: string; reason: string }[]
-  readonly loadSeconds?: number
-  /** What {@link dedupeTraining} did to the training split. */
-  readonly dedupe?: DedupeReport
-}
-
-export interface EpochRecord {
-  readonly epoch: number
-  readonly learningRate: number
-  readonly trainLoss: number
-  readonly trainAgeMae: number
-  readonly trainGenderLoss: number
-  readonly valAgeMae: number | null
-  readonly valGenderAccuracy: number | null
-  readonly seconds: number
-  readonly imagesPerSecond: number
-}
-
-export type TrainEvent =
-  | { type: 'decoded'; images: number; failures: number }
-  | { type: 'resumed'; epochsDone: number; batchesDone: number }
-  | { type: 'checkpoint'; epochsDone: number; batchesDone: number; step: number }
-  | { type: 'epoch'; epoch: number; epochs: number; record: EpochRecord }
-  | { type: 'done'; metrics: TrainMetrics }
-
-export interface TrainOptions {
-  readonly items: readonly TrainItem[]
-  readonly dataset: DatasetInfo
-  readonly config: TrainConfig
-  /** Where model/, metrics.json, report.html and checkpoint/ go (relative keys). */
-  readonly output: ObjectStore
-  /** The engine in use (`initEngine`'s result); its `report`, when given, goes to metrics.json as `engine`. */
-  readonly backend: { name: string; description: string; device?: string; report?: EngineReport }
-  /** Continue from `checkpoint/` in the output store if one is there. */
-  readonly resume?: boolean
-  readonly runId?: string
-  readonly onEvent?: (event: TrainEvent) => void | Promise<void>
-  readonly log?: (line: string) => void
-  /** Live progress bars (default: when stderr is a terminal). */
-  readonly tty?: boolean
-  readonly packageVersion?: string
-  /** Caches downloaded pretrained weights under `pretrained/` (the job passes its bucket). */
-  readonly pretrainedCache?: ObjectStore
-  /**
-   * Asked after every training step; `true` saves a checkpoint at once and throws {@link TrainingStopped}
-   * (Batch's SIGTERM: ECS allows 30 s before SIGKILL).
-   */
-  readonly shouldStop?: () => boolean
-  /** Also checkpoint within an epoch once this many minutes passed since the last one (Spot). @default - per epoch only */
-  readonly checkpointEveryMinutes?: number
-  /** Milliseconds clock for `checkpointEveryMinutes`. @default performance.now */
-  readonly clock?: () => number
-}
-
-export interface TrainMetrics {
-  readonly schemaVersion: 1
-  readonly runId?: string
-  readonly createdAt: string
-  /** Test split metrics of the best epoch (null when the dataset has no test images), with the age range's coverage. */
-  readonly test: (Metrics & { ageInterval?: IntervalEvaluation }) | null
-  readonly val: Metrics | null
-  readonly bestEpoch: number
-  readonly baselines: ReturnType<typeof baselines> | null
-  readonly history: EpochRecord[]
-  readonly throughput: { trainImagesPerSecond: number; evalImagesPerSecond: number | null }
-  readonly backend: { name: string; description: string; device?: string }
-  /** Each engine kernel and patch on or off, with the reason (see core/engine/report.ts). */
-  readonly engine?: EngineReport
-  readonly dataset: DatasetInfo & { decodeFailures: number }
-  readonly config: TrainConfig
-  readonly timings: Record<string, number>
-  /** Wall-clock minutes of this process, decoding to export (a resumed run counts only its own part). */
-  readonly minutes: number
-  readonly machine: MachineInfo
-  /** Calibrated age ranges (also in the model's meta.json); null when the validation split is too small. */
-  readonly ageInterval: AgeIntervalCalibration | null
-}
+import { createTrainStep, type TrainStep } from './step.js'
+import type { Split, TrainEvent, TrainItem, TrainOptions } from './train-types.js'
 
 /** The run cannot proceed (no usable images, incompatible checkpoint...): its message is the failure reason. */
 export class TrainingError extends Error {
@@ -164,14 +72,56 @@ export function subsample<T>(items: readonly T[], max: number | undefined): read
 }
 
 export async function train(options: TrainOptions): Promise<TrainMetrics> {
-  const { config, output, backend } = options
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
-  const emit = async (e: TrainEvent) => options.onEvent?.(e)
-  const t0 = performance.now()
-  const timings: Record<string, number> = {}
-  const since = (t: number) => (performance.now() - t) / 1000
+  const run = startRun(options)
+  const data = await prepareData(run)
+  const learner = await buildLearner(run, data)
+  const progress = await restore(run, learner)
+  await runEpochs(run, data, learner, progress)
+  const result = await evaluateAndExport(run, data, learner, progress)
+  const metrics = await writeResults(run, data, progress, result)
+  await run.emit({ type: 'done', metrics })
+  await (learner.stepFn as { close?: () => Promise<void> }).close?.()
+  learner.model.dispose()
+  learner.optimizer.dispose()
+  return metrics
+}
 
-  // 1. decode every image once
+const since = (t: number) => (performance.now() - t) / 1000
+
+/** What every step of a run shares: its options, log, events and timings. */
+interface Run {
+  readonly options: TrainOptions
+  readonly config: TrainConfig
+  readonly log: (line: string) => void
+  readonly emit: (e: TrainEvent) => Promise<void>
+  readonly timings: Record<string, number>
+  /** When the run started (`performance.now()`). */
+  readonly t0: number
+}
+
+function startRun(options: TrainOptions): Run {
+  return {
+    options,
+    config: options.config,
+    log: options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
+    emit: async (e: TrainEvent) => options.onEvent?.(e),
+    timings: {},
+    t0: performance.now(),
+  }
+}
+
+interface PreparedData {
+  /** The items trained on, after subsampling and label cleaning (decode failures index into them). */
+  readonly items: readonly TrainItem[]
+  readonly dedupe: DedupeReport | null
+  readonly splits: Record<Split, Sample[]>
+  readonly failures: DecodeResult['failures']
+  readonly counts: { train: number; val: number; test: number }
+}
+
+/** 1. Decode every image once, by split. */
+async function prepareData(run: Run): Promise<PreparedData> {
+  const { options, config, log } = run
   const sampled = subsample(options.items, config.maxImages)
   const deduped = config.dedupeTrain ? dedupeTraining(sampled) : null
   const items = deduped?.items ?? sampled
@@ -186,9 +136,9 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     write: log,
     ...(options.tty === undefined ? {} : { tty: options.tty }),
   })
-  timings.decodeSeconds = since(t0)
+  run.timings.decodeSeconds = since(run.t0)
   for (const f of failures.slice(0, 20)) log(`skipped ${items[f.index]!.name}: ${f.reason}`)
-  await emit({ type: 'decoded', images: items.length, failures: failures.length })
+  await run.emit({ type: 'decoded', images: items.length, failures: failures.length })
 
   const counts = { train: splits.train.length, val: splits.val.length, test: splits.test.length }
   log(`images: train ${counts.train}, val ${counts.val}, test ${counts.test}, unreadable ${failures.length}`)
@@ -198,12 +148,31 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         `${failures.length} unreadable; skipped by reason ${JSON.stringify(options.dataset.skipped)}`
     )
   }
+  return { items, dedupe: deduped?.report ?? null, splits, failures, counts }
+}
 
-  // 2. model and optimizer, possibly restored
-  const trainAges = splits.train.map((s) => s.age)
+/** The model and what trains it. */
+interface Learner {
+  readonly model: tf.LayersModel
+  readonly optimizer: tf.Optimizer
+  /** The optimizer when fine-tuning (backbone and heads at different rates). */
+  readonly layerwise: LayerwiseAdam | null
+  readonly stepFn: TrainStep
+  /** The exponential weight average (`--ema`). */
+  readonly average: WeightAverage | null
+  /** Runs `fn` with the averaged weights in the model when `--ema` is on. */
+  readonly withAverages: <T>(fn: () => Promise<T>) => Promise<T>
+  /** Settings and data that must not change across a resume. */
+  readonly fingerprint: string
+  readonly meta: (extra?: Partial<ModelMeta>) => ModelMeta
+}
+
+/** 2. The model (pretrained backbone or from scratch), its optimizer and train step. */
+async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
+  const { options, config, log } = run
   const model = createModel({
     inputSize: config.imageSize,
-    ageBias: median(trainAges),
+    ageBias: median(data.splits.train.map((s) => s.age)),
     dropout: config.dropout,
     seed: config.seed,
     width: config.width,
@@ -244,7 +213,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         config.seed,
         config.ageLoss,
         config.ema,
-        counts,
+        data.counts,
       ])
     )
     .digest('hex')
@@ -253,43 +222,74 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     defaultMeta(config.imageSize, {
       ...(options.runId ? { runId: options.runId } : {}),
       trainedWith: {
-        backend: backend.name,
+        backend: options.backend.name,
         epochs: config.epochs,
         ...(options.packageVersion ? { packageVersion: options.packageVersion } : {}),
       },
       ...extra,
     })
+  return { model, optimizer, layerwise, stepFn, average, withAverages, fingerprint, meta }
+}
 
-  let history: EpochRecord[] = []
-  let best: { epoch: number; valAgeMae: number } | null = null
-  let startEpoch = 0
-  let startBatch = 0
-  let startSums = { loss: 0, age: 0, gender: 0 }
-  let bestPrefix = bestPrefixOf(undefined)
-  let step = 0
-  if (options.resume) {
-    const state = await readCheckpointState(output)
-    if (state) {
-      if (state.fingerprint !== fingerprint) {
-        throw new TrainingError('the checkpoint was made with other settings or data; start a new run or drop --resume')
-      }
-      const savedAverages = await restoreCheckpoint(output, model, optimizer, state)
-      if (average) {
-        if (!savedAverages) throw new TrainingError('the checkpoint has no weight averages; drop --ema or --resume')
-        average.restore(savedAverages)
-      }
-      tf.dispose(Object.values(savedAverages ?? {}))
-      ;({ history, best, step } = state)
-      startEpoch = state.epochsDone
-      startBatch = state.batchesDone ?? 0
-      startSums = state.epochSums ?? startSums
-      bestPrefix = bestPrefixOf(state)
-      log(`resumed after epoch ${startEpoch}${startBatch ? `, batch ${startBatch}` : ''}`)
-      await emit({ type: 'resumed', epochsDone: startEpoch, batchesDone: startBatch })
-    }
+type LossSums = { loss: number; age: number; gender: number }
+
+/** Where training stands: what the checkpoint records, updated as epochs go by. */
+interface Progress {
+  history: EpochRecord[]
+  best: { epoch: number; valAgeMae: number } | null
+  step: number
+  bestPrefix: string
+  /** Where this process started: the epoch, the batch inside it and that partial epoch's loss sums. */
+  readonly startEpoch: number
+  readonly startBatch: number
+  readonly startSums: LossSums
+}
+
+/** 3. With `resume`, continue from the checkpoint in the output store, if there is one. */
+async function restore(run: Run, learner: Learner): Promise<Progress> {
+  const fresh: Progress = {
+    history: [],
+    best: null,
+    step: 0,
+    bestPrefix: bestPrefixOf(undefined),
+    startEpoch: 0,
+    startBatch: 0,
+    startSums: { loss: 0, age: 0, gender: 0 },
   }
+  if (!run.options.resume) return fresh
+  const state = await readCheckpointState(run.options.output)
+  if (!state) return fresh
+  if (state.fingerprint !== learner.fingerprint) {
+    throw new TrainingError('the checkpoint was made with other settings or data; start a new run or drop --resume')
+  }
+  const { model, optimizer, average } = learner
+  const savedAverages = await restoreCheckpoint(run.options.output, model, optimizer, state)
+  if (average) {
+    if (!savedAverages) throw new TrainingError('the checkpoint has no weight averages; drop --ema or --resume')
+    average.restore(savedAverages)
+  }
+  tf.dispose(Object.values(savedAverages ?? {}))
+  const progress: Progress = {
+    history: state.history,
+    best: state.best,
+    step: state.step,
+    bestPrefix: bestPrefixOf(state),
+    startEpoch: state.epochsDone,
+    startBatch: state.batchesDone ?? 0,
+    startSums: state.epochSums ?? fresh.startSums,
+  }
+  run.log(`resumed after epoch ${progress.startEpoch}${progress.startBatch ? `, batch ${progress.startBatch}` : ''}`)
+  await run.emit({ type: 'resumed', epochsDone: progress.startEpoch, batchesDone: progress.startBatch })
+  return progress
+}
 
-  // 3. epochs
+/** 4. The epochs: train, validate, keep the best, checkpoint (also mid-epoch when asked to stop or on a timer). */
+async function runEpochs(run: Run, data: PreparedData, learner: Learner, progress: Progress): Promise<void> {
+  const { options, config, log, emit } = run
+  const { splits, counts } = data
+  const { model, optimizer, layerwise, stepFn, average, withAverages, meta } = learner
+  const output = options.output
+  const { startEpoch, startBatch, startSums } = progress
   const batchesPerEpoch = Math.max(1, Math.floor(counts.train / config.batchSize))
   const totalSteps = batchesPerEpoch * config.epochs
   const frozenSteps = Math.round(totalSteps * config.frozenBackboneFraction)
@@ -298,7 +298,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   const checkpointEveryMs = options.checkpointEveryMinutes ? options.checkpointEveryMinutes * 60_000 : undefined
   let lastCheckpointAt = clock()
   /** A checkpoint after `epochsDone` whole epochs and, inside the next one, `within.batchesDone` batches. */
-  const checkpoint = async (epochsDone: number, within?: { batchesDone: number; sums: typeof startSums }) => {
+  const checkpoint = async (epochsDone: number, within?: { batchesDone: number; sums: LossSums }) => {
     await saveCheckpoint(
       output,
       model,
@@ -307,19 +307,19 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       {
         epochsDone,
         ...(within ? { batchesDone: within.batchesDone, epochSums: within.sums } : {}),
-        step,
-        history,
-        best,
-        fingerprint,
-        bestPrefix,
+        step: progress.step,
+        history: progress.history,
+        best: progress.best,
+        fingerprint: learner.fingerprint,
+        bestPrefix: progress.bestPrefix,
       },
       average?.named()
     )
     lastCheckpointAt = clock()
   }
-  const saveMidEpoch = async (epoch: number, batchesDone: number, sums: typeof startSums) => {
+  const saveMidEpoch = async (epoch: number, batchesDone: number, sums: LossSums) => {
     await checkpoint(epoch, { batchesDone, sums })
-    await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step })
+    await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step: progress.step })
   }
   const tTrain = performance.now()
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
@@ -340,8 +340,8 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     let lr = config.learningRate
     for (let b = firstBatch; b < batchesPerEpoch; b++) {
       const batch = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => splits.train[i]!)
-      lr = learningRateAt(config, step, totalSteps)
-      if (layerwise) layerwise.backboneScale = step < frozenSteps ? 0 : config.backboneLearningRateScale
+      lr = learningRateAt(config, progress.step, totalSteps)
+      if (layerwise) layerwise.backboneScale = progress.step < frozenSteps ? 0 : config.backboneLearningRateScale
       setLearningRate(optimizer, lr)
       const x = tf.tidy(() => {
         const unit = toUnitBatch(
@@ -360,8 +360,8 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       )
       const losses = stepFn(x, age, gender)
       tf.dispose([x, age, gender])
-      average?.update(step)
-      step++
+      average?.update(progress.step)
+      progress.step++
       sum = { loss: sum.loss + losses.loss, age: sum.age + losses.ageLoss, gender: sum.gender + losses.genderLoss }
       const n = b + 1
       bar.update(n, {
@@ -372,7 +372,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       if (options.shouldStop?.()) {
         bar.stop()
         await saveMidEpoch(epoch, n, sum)
-        throw new TrainingStopped(epoch, n, step)
+        throw new TrainingStopped(epoch, n, progress.step)
       }
       if (checkpointEveryMs !== undefined && n < batchesPerEpoch && clock() - lastCheckpointAt >= checkpointEveryMs) {
         await saveMidEpoch(epoch, n, sum)
@@ -394,7 +394,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
       seconds: since(tEpoch),
       imagesPerSecond,
     }
-    history = [...history, record]
+    progress.history = [...progress.history, record]
     log(
       `epoch ${record.epoch}/${config.epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
         (val
@@ -403,28 +403,45 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         ` ${imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s`
     )
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
-    if (best === null || score < best.valAgeMae) {
-      best = { epoch: record.epoch, valAgeMae: score }
-      bestPrefix = await withAverages(() => saveBest(output, model, meta()))
+    if (progress.best === null || score < progress.best.valAgeMae) {
+      progress.best = { epoch: record.epoch, valAgeMae: score }
+      progress.bestPrefix = await withAverages(() => saveBest(output, model, meta()))
     }
     await checkpoint(epoch + 1)
     await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
   }
-  timings.trainSeconds = since(tTrain)
+  run.timings.trainSeconds = since(tTrain)
+}
 
-  // 4. best epoch → test metrics, export
+interface Exported {
+  readonly bestEpoch: number
+  readonly valEval: Evaluation | null
+  readonly testEval: Evaluation | null
+  readonly interval: RunAgeInterval | null
+}
+
+/** 5. The best epoch's weights (averaged with `--ema`), measured as served, calibrated and exported to `model/`. */
+async function evaluateAndExport(
+  run: Run,
+  data: PreparedData,
+  learner: Learner,
+  progress: Progress
+): Promise<Exported> {
+  const { options, config, log } = run
+  const { splits, counts } = data
+  const { model, average } = learner
   if (average) {
     average.swap() // from here on the model holds the averages
     average.dispose()
     log(`exporting the exponential average of the weights (decay ${config.ema})`)
   }
-  const bestEpoch = best?.epoch ?? config.epochs
-  if (bestEpoch !== history.at(-1)?.epoch) {
-    await copyWeightsFrom(output, bestPrefix, model)
+  const bestEpoch = progress.best?.epoch ?? config.epochs
+  if (bestEpoch !== progress.history.at(-1)?.epoch) {
+    await copyWeightsFrom(options.output, progress.bestPrefix, model)
     log(`restored the best epoch (${bestEpoch}) by validation age MAE`)
   }
   const tEval = performance.now()
-  const finalMeta = meta()
+  const finalMeta = learner.meta()
   // the final figures come from the served form (BatchNorm folded), as the predict API and `evaluate` compute them
   const { model: served } = await toInferenceModel(model)
   const predictor = new Predictor(served, finalMeta)
@@ -437,15 +454,7 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     served.dispose()
   }
   const interval = valEval ? calibrateRun(valEval.predictions, testEval?.predictions ?? null, log) : null
-  timings.evalSeconds = since(tEval)
-  const base = testEval
-    ? baselines(
-        trainAges,
-        splits.train.map((s) => s.gender),
-        testEval.predictions
-      )
-    : null
-  const throughputs = history.slice(startEpoch).map((h) => h.imagesPerSecond)
+  run.timings.evalSeconds = since(tEval)
   const summary = testSummary(testEval?.metrics)
   if (summary && interval?.test) {
     summary.testAgeRangeCoverage = interval.test.coverage
@@ -456,17 +465,34 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
     ...(summary ? { summary } : {}),
     ...(interval ? { ageInterval: interval.calibration } : {}),
   }
-  await saveModel(model, exportMeta, output, 'model/')
-  timings.totalSeconds = since(t0)
+  await saveModel(model, exportMeta, options.output, 'model/')
+  run.timings.totalSeconds = since(run.t0)
+  return { bestEpoch, valEval, testEval, interval }
+}
+
+/** 6. `metrics.json` and `report.html`. */
+async function writeResults(run: Run, data: PreparedData, progress: Progress, result: Exported): Promise<TrainMetrics> {
+  const { options, config, timings } = run
+  const { splits, counts, failures, items } = data
+  const { testEval, valEval, interval } = result
+  const { backend, output } = options
+  const base = testEval
+    ? baselines(
+        splits.train.map((s) => s.age),
+        splits.train.map((s) => s.gender),
+        testEval.predictions
+      )
+    : null
+  const throughputs = progress.history.slice(progress.startEpoch).map((h) => h.imagesPerSecond)
   const metrics: TrainMetrics = {
     schemaVersion: 1,
     ...(options.runId ? { runId: options.runId } : {}),
     createdAt: new Date().toISOString(),
     test: testEval ? { ...testEval.metrics, ...(interval?.test ? { ageInterval: interval.test } : {}) } : null,
     val: valEval?.metrics ?? null,
-    bestEpoch,
+    bestEpoch: result.bestEpoch,
     baselines: base,
-    history,
+    history: progress.history,
     throughput: {
       trainImagesPerSecond: throughputs.length ? median(throughputs) : 0,
       evalImagesPerSecond: testEval?.imagesPerSecond ?? null,
@@ -489,11 +515,11 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
         ...failures.slice(0, 20).map((f) => ({ name: items[f.index]!.name, reason: 'unreadable-image' })),
       ],
       decodeFailures: failures.length,
-      ...(deduped ? { dedupe: deduped.report } : {}),
+      ...(data.dedupe ? { dedupe: data.dedupe } : {}),
     },
     config,
     timings,
-    minutes: timings.totalSeconds / 60,
+    minutes: timings.totalSeconds! / 60,
     machine: machineInfo(),
     ageInterval: interval?.calibration ?? null,
   }
@@ -501,9 +527,5 @@ export async function train(options: TrainOptions): Promise<TrainMetrics> {
   await output.put('report.html', renderReport(metrics, testEval?.predictions ?? []), {
     contentType: 'text/html; charset=utf-8',
   })
-  await emit({ type: 'done', metrics })
-  await (stepFn as { close?: () => Promise<void> }).close?.()
-  model.dispose()
-  optimizer.dispose()
   return metrics
 }

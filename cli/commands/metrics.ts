@@ -5,40 +5,12 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { z } from 'zod'
-import { runKeys } from '../../core/runs.js'
-import { getJson } from '../../core/store/object-store.js'
+import { readPromotion, readRun, runKeys } from '../../core/runs.js'
+import { getJson, InvalidDocumentError } from '../../core/store/object-store.js'
+import { TrainMetrics } from '../../core/train-documents.js'
 import { stringFlag, type Command } from '../command.js'
 import { formatBytes, formatDuration, formatNumber, formatPercent } from '../format.js'
 import { println, UsageError } from '../io.js'
-import { readPromotion, readRun } from '../run-queries.js'
-
-const Group = z.looseObject({
-  count: z.number(),
-  ageMae: z.number(),
-  ageRmse: z.number(),
-  cs5: z.number(),
-  genderAccuracy: z.number(),
-})
-
-/** The parts of the trainer's metrics.json printed here; everything else passes through untouched. */
-const MetricsDoc = z.looseObject({
-  test: Group.extend({ byAgeBand: z.record(z.string(), Group).optional() }).nullable(),
-  val: Group.nullable().optional(),
-  bestEpoch: z.number().optional(),
-  baselines: z.looseObject({ medianAgeMae: z.number(), majorityGenderAccuracy: z.number() }).nullable().optional(),
-  history: z.array(z.looseObject({ epoch: z.number() })).optional(),
-  throughput: z
-    .looseObject({ trainImagesPerSecond: z.number(), evalImagesPerSecond: z.number().nullable() })
-    .optional(),
-  backend: z.looseObject({ description: z.string() }).optional(),
-  dataset: z
-    .looseObject({ counts: z.record(z.string(), z.number()), skipped: z.record(z.string(), z.number()).optional() })
-    .optional(),
-  config: z.looseObject({ epochs: z.number(), imageSize: z.number(), width: z.number().optional() }).optional(),
-  timings: z.record(z.string(), z.number()).optional(),
-})
-type MetricsDoc = z.infer<typeof MetricsDoc>
 
 export const metricsCommand: Command = {
   name: 'metrics',
@@ -52,12 +24,19 @@ export const metricsCommand: Command = {
     if (runId === undefined || ctx.positionals.length > 1) throw new UsageError('metrics takes one run id')
     const s3 = ctx.s3()
     const keys = runKeys(runId)
-    const [raw, status, promotion] = await Promise.all([
-      getJson(s3.store, keys.metrics),
+    const [metrics, status, promotion] = await Promise.all([
+      getJson(s3.store, keys.metrics, TrainMetrics).catch((err: unknown) => {
+        if (err instanceof InvalidDocumentError) return err
+        throw err
+      }),
       readRun(s3.store, runId),
       readPromotion(s3.store),
     ])
-    if (raw === undefined) {
+    if (metrics instanceof InvalidDocumentError) {
+      println(ctx.io.stderr, `${s3.uri(keys.metrics)} is not in the expected shape: ${metrics.message}`)
+      return 1
+    }
+    if (metrics === undefined) {
       const why = !status
         ? `no run ${runId} in ${s3.store.location}`
         : status.state === 'failed'
@@ -67,19 +46,14 @@ export const metricsCommand: Command = {
       return 1
     }
     if (ctx.values['json']) {
-      println(ctx.io.stdout, JSON.stringify(raw, null, 2))
+      println(ctx.io.stdout, JSON.stringify(metrics, null, 2))
     } else {
-      const parsed = MetricsDoc.safeParse(raw)
-      if (!parsed.success) {
-        println(ctx.io.stderr, `${s3.uri(keys.metrics)} is not in the expected shape: ${parsed.error.message}`)
-        return 1
-      }
       const served = promotion?.runId === runId
       const state = status
         ? `${status.state}${status.promoted ? ', promoted' : ''}${served ? ', serving' : ''}`
         : 'no status'
       println(ctx.io.stdout, `run         ${runId} (${state})`)
-      println(ctx.io.stdout, figures(parsed.data).join('\n'))
+      println(ctx.io.stdout, figures(metrics).join('\n'))
       println(ctx.io.stdout)
       const reportUrl = await s3.localUrl(keys.report).catch(() => undefined)
       println(ctx.io.stdout, `report      ${s3.uri(keys.report)}`)
@@ -105,16 +79,14 @@ export const metricsCommand: Command = {
   },
 }
 
-function figures(m: MetricsDoc): string[] {
+function figures(m: TrainMetrics): string[] {
   const lines: string[] = []
-  const counts = m.dataset?.counts
-  if (counts) {
-    const skipped = Object.entries(m.dataset?.skipped ?? {}).filter(([, n]) => n > 0)
-    lines.push(
-      `images      train ${counts['train'] ?? 0}, val ${counts['val'] ?? 0}, test ${counts['test'] ?? 0}` +
-        (skipped.length ? `; skipped ${skipped.map(([why, n]) => `${n} ${why}`).join(', ')}` : '')
-    )
-  }
+  const counts = m.dataset.counts
+  const skipped = Object.entries(m.dataset.skipped).filter(([, n]) => n > 0)
+  lines.push(
+    `images      train ${counts['train'] ?? 0}, val ${counts['val'] ?? 0}, test ${counts['test'] ?? 0}` +
+      (skipped.length ? `; skipped ${skipped.map(([why, n]) => `${n} ${why}`).join(', ')}` : '')
+  )
   if (m.test) {
     const t = m.test
     lines.push(
@@ -126,7 +98,7 @@ function figures(m: MetricsDoc): string[] {
         `baselines   median-age MAE ${formatNumber(m.baselines.medianAgeMae)}, majority-gender accuracy ${formatPercent(m.baselines.majorityGenderAccuracy)}`
       )
     }
-    const bands = Object.entries(t.byAgeBand ?? {}).filter(([, g]) => g.count > 0)
+    const bands = Object.entries(t.byAgeBand).filter(([, g]) => g.count > 0)
     if (bands.length)
       lines.push(`by age      ${bands.map(([band, g]) => `${band}: ${formatNumber(g.ageMae, 1)}`).join(', ')}  (MAE)`)
   } else {
@@ -136,15 +108,13 @@ function figures(m: MetricsDoc): string[] {
     lines.push(
       `validation  age MAE ${formatNumber(m.val.ageMae)}, gender accuracy ${formatPercent(m.val.genderAccuracy)}`
     )
-  if (m.config) {
-    const epochs = m.history?.length ?? m.config.epochs
-    lines.push(
-      `training    ${epochs} epochs (best ${m.bestEpoch ?? '?'}), ${m.config.imageSize} px` +
-        (m.config.width !== undefined ? `, width ${m.config.width}` : '') +
-        (m.throughput ? `, ${formatNumber(m.throughput.trainImagesPerSecond, 1)} images/s` : '') +
-        (m.timings?.['totalSeconds'] !== undefined ? `, ${formatDuration(m.timings['totalSeconds'])} in all` : '')
-    )
-  }
-  if (m.backend) lines.push(`backend     ${m.backend.description}`)
+  const totalSeconds = m.timings['totalSeconds']
+  lines.push(
+    `training    ${m.history.length} epochs (best ${m.bestEpoch}), ${m.config.imageSize} px` +
+      (m.config.width !== undefined ? `, width ${m.config.width}` : '') +
+      `, ${formatNumber(m.throughput.trainImagesPerSecond, 1)} images/s` +
+      (totalSeconds !== undefined ? `, ${formatDuration(totalSeconds)} in all` : '')
+  )
+  lines.push(`backend     ${m.backend.description}`)
   return lines
 }

@@ -2,11 +2,10 @@
  * `agegender runs`: every run in the bucket, newest first, as a table (or JSON).
  * @module
  */
-import type { RunStatus } from '../../core/runs.js'
+import { listRuns, readPromotion, type RunStatus } from '../../core/runs.js'
 import type { Command } from '../command.js'
 import { formatAgo, formatNumber, table, truncate } from '../format.js'
 import { println } from '../io.js'
-import { listRuns, readPromotion } from '../run-queries.js'
 
 export const runsCommand: Command = {
   name: 'runs',

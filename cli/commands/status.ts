@@ -6,12 +6,11 @@
  * creates it a moment after an upload), so `upload` and `status --follow` can be chained.
  * @module
  */
-import type { RunStatus } from '../../core/runs.js'
+import { isTerminal, readPromotion, readRun, type RunStatus } from '../../core/runs.js'
 import type { ObjectStore } from '../../core/store/object-store.js'
 import { numberFlag, type Command } from '../command.js'
 import { formatAgo, formatClock, formatNumber, formatPercent } from '../format.js'
 import { println, UsageError, type Io } from '../io.js'
-import { isTerminal, readPromotion, readRun } from '../run-queries.js'
 import { epochText } from './runs.js'
 
 export const statusCommand: Command = {

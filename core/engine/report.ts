@@ -4,28 +4,36 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { z } from 'zod'
 
 /** The tfjs version every patch and heap access in this folder was verified against (package.json pins it). */
 export const TESTED_TFJS_VERSION = '4.22.0'
 
-export interface EngineFeature {
-  readonly on: boolean
-  /** What is on (e.g. which kernels), or why it is off. */
-  readonly detail: string
-}
+export const EngineFeature = z
+  .object({
+    on: z.boolean(),
+    /** What is on (e.g. which kernels), or why it is off. */
+    detail: z.string(),
+  })
+  .readonly()
+export type EngineFeature = z.infer<typeof EngineFeature>
 
-export interface EngineReport {
-  /** The tfjs backend name: `tensorflow`, `wasm` or `cpu`. */
-  readonly backend: string
-  /** `process.version` */
-  readonly node: string
-  /** tfjs packages in use and their versions. */
-  readonly tfjs: Readonly<Record<string, string>>
-  /** Ladder rungs passed over before this backend, `choice: reason`. */
-  readonly fallbacks: readonly string[]
-  /** Every kernel set and patch of this engine by name (see `index.ts`). */
-  readonly features: Readonly<Record<string, EngineFeature>>
-}
+/** Stored in `metrics.json` as `engine` (see core/train-documents.ts). */
+export const EngineReport = z
+  .object({
+    /** The tfjs backend name: `tensorflow`, `wasm` or `cpu`. */
+    backend: z.string(),
+    /** `process.version` */
+    node: z.string(),
+    /** tfjs packages in use and their versions. */
+    tfjs: z.record(z.string(), z.string()).readonly(),
+    /** Ladder rungs passed over before this backend, `choice: reason`. */
+    fallbacks: z.array(z.string()).readonly(),
+    /** Every kernel set and patch of this engine by name (see `index.ts`). */
+    features: z.record(z.string(), EngineFeature).readonly(),
+  })
+  .readonly()
+export type EngineReport = z.infer<typeof EngineReport>
 
 export const on = (detail: string): EngineFeature => ({ on: true, detail })
 export const off = (detail: string): EngineFeature => ({ on: false, detail })

@@ -6,6 +6,8 @@
  * @module
  */
 import type { Readable } from 'node:stream'
+import type { z } from 'zod'
+import { describeIssues } from '../zod-issues.js'
 
 export interface StoredObject {
   readonly key: string
@@ -81,10 +83,39 @@ export interface ObjectStore {
   delete(key: string): Promise<void>
 }
 
-/** Reads and parses a JSON object; `undefined` if absent. */
-export async function getJson<T = unknown>(store: ObjectStore, key: string): Promise<T | undefined> {
+/** A stored JSON document is not JSON, or not the document its schema describes. */
+export class InvalidDocumentError extends Error {
+  override readonly name = 'InvalidDocumentError'
+  constructor(
+    readonly key: string,
+    why: string,
+    options?: ErrorOptions
+  ) {
+    super(`${key} is not a valid document: ${why}`, options)
+  }
+}
+
+/**
+ * Reads a JSON document and parses it with `schema`; `undefined` if absent.
+ * @throws InvalidDocumentError naming the key and every bad field, when the object is not JSON or not valid.
+ * @example const status = await getJson(store, runKeys(runId).status, RunStatus)
+ */
+export async function getJson<S extends z.ZodType>(
+  store: ObjectStore,
+  key: string,
+  schema: S
+): Promise<z.output<S> | undefined> {
   const bytes = await store.get(key)
-  return bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as T)
+  if (bytes === undefined) return undefined
+  let raw: unknown
+  try {
+    raw = JSON.parse(Buffer.from(bytes).toString('utf8'))
+  } catch (err) {
+    throw new InvalidDocumentError(key, (err as Error).message, { cause: err })
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) throw new InvalidDocumentError(key, describeIssues(parsed.error, 'document'))
+  return parsed.data
 }
 
 /** Writes `value` as pretty JSON; `options` may make the write conditional. */

@@ -16,13 +16,13 @@
  * (see infra/predict-api.ts): both 403 and 404 mean "nothing promoted yet".
  * @module
  */
-import { z } from 'zod'
 import { FacePipeline, type FaceDetector } from '../../core/faces.js'
 import { loadInferenceModel } from '../../core/inference-model.js'
 import type { ModelMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { LATEST_MODEL_KEY, Promotion } from '../../core/runs.js'
 import { getJson, type ObjectStore } from '../../core/store/object-store.js'
+import { metricsHeadline, TrainMetrics, type MetricsHeadline } from '../../core/train-documents.js'
 
 /** No model has been promoted yet: `models/latest.json` is absent (or unreadable with a 403). */
 export class NoModelError extends Error {
@@ -34,28 +34,6 @@ export class ModelLoadError extends Error {
   override readonly name = 'ModelLoadError'
 }
 
-const Group = z.object({
-  count: z.number(),
-  ageMae: z.number(),
-  ageRmse: z.number(),
-  cs5: z.number(),
-  genderAccuracy: z.number(),
-  genderMae: z.number(),
-})
-
-/** The headline part of a run's `metrics.json` (per-band breakdowns, history and config are left out). */
-export const MetricsSummary = z.object({
-  createdAt: z.string().optional(),
-  bestEpoch: z.number().optional(),
-  test: Group.nullable().optional(),
-  val: Group.nullable().optional(),
-  baselines: z
-    .record(z.string(), z.union([z.number(), z.string()]))
-    .nullable()
-    .optional(),
-})
-export type MetricsSummary = z.infer<typeof MetricsSummary>
-
 export interface ServedModel {
   readonly predictor: Predictor
   /** The predictor behind the face detector (when there is one): what `/predict` runs. */
@@ -63,7 +41,7 @@ export interface ServedModel {
   readonly meta: ModelMeta
   readonly promotion: Promotion
   /** From `<modelPrefix>metrics.json`; absent when the promotion has none or it is unreadable. */
-  readonly metrics?: MetricsSummary
+  readonly metrics?: MetricsHeadline
   /** ISO time the model finished loading in this container. */
   readonly loadedAt: string
   /** Download + parse + warm-up, in seconds. */
@@ -288,17 +266,14 @@ export class ModelSource implements ModelProvider {
   }
 
   /** Metrics are informative only: a missing or odd `metrics.json` never stops a model from serving. */
-  private async readMetrics(key: string): Promise<MetricsSummary | undefined> {
+  private async readMetrics(key: string): Promise<MetricsHeadline | undefined> {
     try {
-      const raw = await getJson(this.store, key)
-      if (raw === undefined) return undefined
-      const parsed = MetricsSummary.safeParse(raw)
-      if (parsed.success) return parsed.data
-      this.log({ level: 'WARN', message: 'ignoring unexpected metrics.json', key, error: parsed.error.message })
+      const metrics = await getJson(this.store, key, TrainMetrics)
+      return metrics && metricsHeadline(metrics)
     } catch (err) {
-      this.log({ level: 'WARN', message: 'cannot read metrics.json', key, error: (err as Error).message })
+      this.log({ level: 'WARN', message: 'ignoring unreadable metrics.json', key, error: (err as Error).message })
+      return undefined
     }
-    return undefined
   }
 
   private swap(next: ServedModel): void {
@@ -325,17 +300,12 @@ const samePromotion = (a: Promotion, b: Promotion) =>
 
 /** The current promotion, or `undefined` when there is none (404, or 403 from a role that may not list). */
 async function readPromotion(store: ObjectStore): Promise<Promotion | undefined> {
-  let raw: unknown
   try {
-    raw = await getJson(store, LATEST_MODEL_KEY)
+    return await getJson(store, LATEST_MODEL_KEY, Promotion)
   } catch (err) {
     if (isAccessDenied(err)) return undefined
     throw err
   }
-  if (raw === undefined) return undefined
-  const parsed = Promotion.safeParse(raw)
-  if (!parsed.success) throw new Error(`invalid ${LATEST_MODEL_KEY}: ${parsed.error.message}`)
-  return parsed.data
 }
 
 function isAccessDenied(err: unknown): boolean {

@@ -7,6 +7,7 @@ import { S3Store } from '../../core/store/s3-store.js'
 import { putJson } from '../../core/store/object-store.js'
 import { main } from '../../cli/main.js'
 import { useTestS3 } from '../support/s3-server.js'
+import { group, metricsDocument, metricsOf } from '../support/metrics.js'
 import { captureIo } from './io.js'
 
 const s3 = useTestS3('cli-runs')
@@ -39,28 +40,26 @@ const FAILED = run('broken-bbbbbbbbbb', {
 })
 const RUNNING = run('bigger-cccccccccc', { state: 'running', epoch: 1, epochs: 3, reason: 'epoch 1 of 3 done' })
 
-const METRICS = {
-  schemaVersion: 1,
+const METRICS = metricsDocument({
   runId: SUCCEEDED.runId,
-  test: {
-    count: 120,
-    ageMae: 6.1,
-    ageRmse: 8.2,
-    cs5: 0.5,
-    genderAccuracy: 0.91,
-    genderMae: 0.1,
-    byAgeBand: { '0-9': { count: 10, ageMae: 3.2, ageRmse: 4, cs5: 0.8, genderAccuracy: 0.7, genderMae: 0.3 } },
-  },
-  val: { count: 100, ageMae: 6.4, ageRmse: 8.5, cs5: 0.48, genderAccuracy: 0.9, genderMae: 0.1 },
-  bestEpoch: 3,
+  epochs: 3,
+  test: metricsOf({
+    ...group({ count: 120, ageMae: 6.1, ageRmse: 8.2, cs5: 0.5, genderAccuracy: 0.91, genderMae: 0.1 }),
+    byAgeBand: { '0-9': group({ count: 10, ageMae: 3.2, ageRmse: 4, cs5: 0.8, genderAccuracy: 0.7 }) },
+  }),
+  val: metricsOf(group({ count: 100, ageMae: 6.4, ageRmse: 8.5, cs5: 0.48, genderAccuracy: 0.9, genderMae: 0.1 })),
   baselines: { medianAge: 30, medianAgeMae: 15.2, majorityGender: 'male', majorityGenderAccuracy: 0.52 },
-  history: [{ epoch: 1 }, { epoch: 2 }, { epoch: 3 }],
   throughput: { trainImagesPerSecond: 140.5, evalImagesPerSecond: 400 },
   backend: { name: 'wasm', description: 'wasm (SIMD, 1 thread)' },
-  dataset: { source: 's3://x', counts: { train: 800, val: 100, test: 120 }, skipped: { 'bad-name': 2 } },
-  config: { epochs: 3, imageSize: 64, width: 64 },
+  dataset: {
+    source: 's3://x',
+    counts: { train: 800, val: 100, test: 120 },
+    skipped: { 'bad-name': 2 },
+    decodeFailures: 0,
+  },
+  config: { epochs: 3, imageSize: 64, batchSize: 32, width: 64 },
   timings: { totalSeconds: 95 },
-}
+})
 
 describe('agegender runs / status / metrics', () => {
   let store: S3Store

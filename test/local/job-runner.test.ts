@@ -2,10 +2,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { runIdFor, type RunStatus } from '../../core/runs.js'
+import { readRun, runIdFor, type RunStatus } from '../../core/runs.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { jobNameFor, submitRun, type RunRequest } from '../../functions/trigger/index.js'
-import { readRun } from '../../cli/run-queries.js'
 import { createJobRunner, type JobRunner } from '../../local/job-runner.js'
 
 const FAKE_JOB = new URL('./fixtures/fake-job.mjs', import.meta.url).pathname

@@ -2,10 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { RunStatus } from '../../core/runs.js'
+import { readRun, type RunStatus } from '../../core/runs.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { putJson } from '../../core/store/object-store.js'
-import { readRun } from '../../cli/run-queries.js'
 import { recoverRuns, type DatasetVersion } from '../../local/recovery.js'
 
 const status = (runId: string, patch: Partial<RunStatus>): RunStatus => ({

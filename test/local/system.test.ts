@@ -7,10 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LATEST_MODEL_KEY, runIdFor, type Promotion, type RunStatus } from '../../core/runs.js'
+import { isTerminal, LATEST_MODEL_KEY, Promotion, readRun, runIdFor, type RunStatus } from '../../core/runs.js'
 import { getJson } from '../../core/store/object-store.js'
 import { main } from '../../cli/main.js'
-import { isTerminal, readRun } from '../../cli/run-queries.js'
 import { startLocalSystem, type LocalSystem } from '../../local/system.js'
 import { corruptImage, makeImages, tarBuffer } from '../../support/images.js'
 import { captureIo } from '../cli/io.js'
@@ -87,7 +86,7 @@ describe('local system', () => {
     )
     // the runner saves the job's output once the process has exited, a moment after its final status
     await until(async () => (await s.store.head(`runs/${firstRunId}/log.txt`)) !== undefined, 10_000)
-    expect((await getJson<Promotion>(s.store, LATEST_MODEL_KEY))?.runId).toBe(firstRunId)
+    expect((await getJson(s.store, LATEST_MODEL_KEY, Promotion))?.runId).toBe(firstRunId)
     expect((await s.store.list(`models/${firstRunId}/`)).length).toBeGreaterThan(0)
     // the predict server picks the promotion up and answers with that run's model
     const answer = await predictWith(s, images[0]!.bytes, firstRunId)

@@ -11,12 +11,12 @@ import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import * as tar from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readRun } from '../../cli/run-queries.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { DatasetError, readEntries } from '../../trainer/dataset-source.js'
 import { parseJobEnv, runJob } from '../../trainer/job-run.js'
 import { loadDataset } from '../../trainer/dataset.js'
 import { makeImages, tarBuffer, writeFolder, zipBuffer } from '../../support/images.js'
+import { readRun } from '../../core/runs.js'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -6,10 +6,11 @@ import { initEngine } from '../../core/engine/index.js'
 import { ModelMeta } from '../../core/model-io.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { getJson, putJson } from '../../core/store/object-store.js'
+import { TrainMetrics } from '../../core/train-documents.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { evaluateRun } from '../../trainer/evaluate-run.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
-import { train, type TrainMetrics } from '../../trainer/train.js'
+import { train } from '../../trainer/train.js'
 import { makeImages, writeFolder } from '../../support/images.js'
 
 // A tiny run on a subset (--max-images), so evaluate must pick the same subset to reproduce it.
@@ -59,7 +60,7 @@ describe('npm run evaluate', () => {
   it('--calibrate adds the age range to a model trained without one, the same as training would have', async () => {
     // Prepare: strip the calibration, as in a model trained before it existed
     const store = new FolderStore(outDir)
-    const meta = ModelMeta.parse(await getJson(store, 'model/meta.json'))
+    const meta = (await getJson(store, 'model/meta.json', ModelMeta))!
     const { ageInterval, ...old } = meta
     await putJson(store, 'model/meta.json', old)
     const { ageInterval: _, ...oldMetrics } = recorded
@@ -76,10 +77,10 @@ describe('npm run evaluate', () => {
     })
     // Assess
     expect(r.wrote).toEqual(['model/meta.json', 'metrics.json', 'report.html'])
-    const written = ModelMeta.parse(await getJson(store, 'model/meta.json'))
+    const written = (await getJson(store, 'model/meta.json', ModelMeta))!
     expect(written.ageInterval).toEqual(ageInterval)
     expect(written.summary?.testAgeMae).toBe(meta.summary?.testAgeMae)
-    const metrics = (await getJson<TrainMetrics>(store, 'metrics.json'))!
+    const metrics = (await getJson(store, 'metrics.json', TrainMetrics))!
     expect(metrics.ageInterval).toEqual(ageInterval)
     expect(metrics.test!.ageInterval!.coverage).toBeCloseTo(recorded.test!.ageInterval!.coverage, 9)
     expect(metrics.history).toEqual(recorded.history)

@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
-import { LATEST_MODEL_KEY, RunStatus, runKeys, type Promotion } from '../../core/runs.js'
+import { LATEST_MODEL_KEY, Promotion, RunStatus, runKeys } from '../../core/runs.js'
 import { getJson, putJson } from '../../core/store/object-store.js'
 import { S3Store } from '../../core/store/s3-store.js'
+import { TrainMetrics } from '../../core/train-documents.js'
 import { deviceProblem, deviceReport, usesGpu } from '../../trainer/device.js'
 import { JOB_EXIT } from '../../trainer/exit-codes.js'
 import { promote, runJobProcess, type JobProcessDeps } from '../../trainer/job-run.js'
@@ -60,7 +61,7 @@ const deps = (over: Partial<JobProcessDeps> = {}): JobProcessDeps => ({
   log: (line) => void lines.push(line),
   ...over,
 })
-const statusOf = async (runId: string) => RunStatus.parse(await getJson(store, runKeys(runId).status))
+const statusOf = async (runId: string) => (await getJson(store, runKeys(runId).status, RunStatus))!
 
 describe('runJobProcess', () => {
   it('trains the uploaded version, records the device in metrics.json, promotes and exits 0', async () => {
@@ -71,9 +72,9 @@ describe('runJobProcess', () => {
 
     expect(code).toBe(JOB_EXIT.SUCCEEDED)
     expect(await statusOf('ok-run')).toMatchObject({ state: 'succeeded', promoted: true, jobId: 'job-ok-run' })
-    const metrics = await getJson<{ backend: { name: string; device: string } }>(store, runKeys('ok-run').metrics)
+    const metrics = await getJson(store, runKeys('ok-run').metrics, TrainMetrics)
     expect(metrics!.backend).toMatchObject({ name: engine.name, device: `CPU (${engine.name})` })
-    expect(await getJson<Promotion>(store, LATEST_MODEL_KEY)).toMatchObject({ runId: 'ok-run' })
+    expect(await getJson(store, LATEST_MODEL_KEY, Promotion)).toMatchObject({ runId: 'ok-run' })
   })
 
   it('fails with a clear reason when the dataset was replaced after the upload that started the run', async () => {
@@ -134,7 +135,7 @@ describe('runJobProcess', () => {
     const status = await statusOf('no-gpu-run')
     expect(status.state).toBe('failed')
     expect(status.reason).toMatch(/tensorflow-gpu, but TensorFlow reports no GPU device.*nvidia-smi lists no GPU/)
-    expect(await getJson(store, runKeys('no-gpu-run').metrics)).toBeUndefined()
+    expect(await getJson(store, runKeys('no-gpu-run').metrics, TrainMetrics)).toBeUndefined()
   })
 
   it('on SIGTERM leaves the run running for the retry and exits with the retried code', async () => {
@@ -184,7 +185,7 @@ describe('promote', () => {
     const older = await promote(store, 'run-old', undefined, '2026-11-20T09:00:00.000Z')
 
     expect(older).toMatchObject({ promoted: false, reason: expect.stringMatching(/already points at run-new/) })
-    expect(await getJson<Promotion>(store, LATEST_MODEL_KEY)).toMatchObject({ runId: 'run-new' })
+    expect(await getJson(store, LATEST_MODEL_KEY, Promotion)).toMatchObject({ runId: 'run-new' })
   })
 
   it('of concurrent promotions the latest-created run ends up served', async () => {
@@ -197,7 +198,7 @@ describe('promote', () => {
 
     await Promise.all(created.map((at, i) => promote(store, `race-${i}`, undefined, at)))
 
-    expect(await getJson<Promotion>(store, LATEST_MODEL_KEY)).toMatchObject({
+    expect(await getJson(store, LATEST_MODEL_KEY, Promotion)).toMatchObject({
       runId: 'race-1',
       runCreatedAt: created[1],
     })

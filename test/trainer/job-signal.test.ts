@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { runKeys, RunStatus } from '../../core/runs.js'
 import { getJson } from '../../core/store/object-store.js'
 import { S3Store } from '../../core/store/s3-store.js'
-import type { CheckpointState } from '../../trainer/checkpoint.js'
+import { CheckpointState } from '../../core/train-documents.js'
 import { JOB_EXIT } from '../../trainer/exit-codes.js'
 import { makeImages, zipBuffer } from '../../support/images.js'
 import { useTestS3 } from '../support/s3-server.js'
@@ -43,7 +43,7 @@ function runJob(env: Record<string, string>, onStatus: (s: RunStatus | undefined
   void exited.then(() => (running = false))
   void (async () => {
     while (running) {
-      onStatus(await getJson<RunStatus>(store, runKeys(RUN).status).catch(() => undefined), () => child.kill('SIGTERM'))
+      onStatus(await getJson(store, runKeys(RUN).status, RunStatus).catch(() => undefined), () => child.kill('SIGTERM'))
       await sleep(50)
     }
   })()
@@ -75,13 +75,13 @@ describe('job process', () => {
 
     // Assess: the retried exit code, the run left running for the retry, a checkpoint to resume from
     expect(code, first.stderr()).toBe(JOB_EXIT.INTERRUPTED)
-    const status = RunStatus.parse(await getJson(store, runKeys(RUN).status))
+    const status = await getJson(store, runKeys(RUN).status, RunStatus)
     expect(status).toMatchObject({
       state: 'running',
       interrupted: true,
       reason: expect.stringMatching(/^interrupted \(stopped by SIGTERM\)/),
     })
-    const state = await getJson<CheckpointState>(store, `${runKeys(RUN).checkpoint}state.json`)
+    const state = await getJson(store, `${runKeys(RUN).checkpoint}state.json`, CheckpointState)
     expect(state).toBeDefined()
     const stepsBefore = state!.step
 
@@ -97,7 +97,7 @@ describe('job process', () => {
     expect(second.stderr()).toMatch(
       new RegExp(`resumed after epoch ${state!.epochsDone}(, batch ${state!.batchesDone})?`)
     )
-    const after = await getJson<CheckpointState>(store, `${runKeys(RUN).checkpoint}state.json`)
+    const after = await getJson(store, `${runKeys(RUN).checkpoint}state.json`, CheckpointState)
     expect(after!.step).toBeGreaterThanOrEqual(stepsBefore)
   })
 })

@@ -11,7 +11,8 @@ import { FolderStore } from '../../core/store/folder-store.js'
 import { readCheckpointState } from '../../trainer/checkpoint.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
-import { train, TrainingStopped, type TrainEvent, type TrainOptions } from '../../trainer/train.js'
+import { train, TrainingStopped } from '../../trainer/train.js'
+import type { TrainEvent, TrainOptions } from '../../trainer/train-types.js'
 import { makeImages, writeFolder } from '../../support/images.js'
 
 const SETTINGS = { epochs: 2, imageSize: 32, batchSize: 16, width: 8, learningRate: 3e-3, seed: 11 }

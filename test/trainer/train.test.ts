@@ -8,7 +8,8 @@ import { Predictor } from '../../core/predictor.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
-import { train, TrainingError, type TrainEvent } from '../../trainer/train.js'
+import { train, TrainingError } from '../../trainer/train.js'
+import type { TrainEvent } from '../../trainer/train-types.js'
 import { corruptImage, makeImages, writeFolder } from '../../support/images.js'
 
 // A small width-8 ResNet18 on 32 px synthetic faces whose size/brightness encode age and tint encodes gender.
@@ -60,8 +61,8 @@ describe('train', () => {
     expect(Object.keys(metrics.test!.byAgeBand).length).toBeGreaterThan(3)
     expect(metrics.throughput.trainImagesPerSecond).toBeGreaterThan(0)
     // results people can trust: the machine, the minutes, a dataset path that is not this machine's
-    expect(metrics.machine.cpuModel).toBe(cpus()[0]!.model.trim())
-    expect(metrics.machine.threads).toBe(cpus().length)
+    expect(metrics.machine?.cpuModel).toBe(cpus()[0]!.model.trim())
+    expect(metrics.machine?.threads).toBe(cpus().length)
     expect(metrics.minutes).toBeCloseTo(metrics.timings.totalSeconds! / 60, 6)
     expect(isAbsolute(metrics.dataset.source)).toBe(false)
     expect(JSON.stringify(metrics)).not.toContain(dataDir)

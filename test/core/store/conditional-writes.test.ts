@@ -5,11 +5,13 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { text } from 'node:stream/consumers'
 import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { PreconditionFailedError, getJson, updateJson, type ObjectStore } from '../../../core/store/object-store.js'
 import { prefixedStore } from '../../../core/store/prefixed-store.js'
 import { useTestStores } from '../../support/stores.js'
 
 const stores = useTestStores('cond')
+const Counter = z.object({ n: z.number() })
 const factories: [string, () => Promise<ObjectStore>][] = [
   ...stores.factories,
   ['prefixedStore(S3Store)', async () => prefixedStore(await stores.newS3Store(), 'runs/r1/')],
@@ -75,7 +77,7 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
         updateJson<{ n: number }>(store, 'counter.json', (c) => ({ n: (c?.n ?? 0) + 1 }), { attempts: 50 })
       )
     )
-    expect(await getJson(store, 'counter.json')).toEqual({ n: 6 })
+    expect(await getJson(store, 'counter.json', Counter)).toEqual({ n: 6 })
   })
 
   it('updateJson with createFirst creates without reading, and updates an existing object', async () => {
@@ -87,7 +89,7 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
     }
     await updateJson(store, 'cf.json', change, { createFirst: true })
     await updateJson(store, 'cf.json', change, { createFirst: true })
-    expect(await getJson(store, 'cf.json')).toEqual({ n: 2 })
+    expect(await getJson(store, 'cf.json', Counter)).toEqual({ n: 2 })
     expect(seen).toEqual([undefined, undefined, { n: 1 }])
   })
 
@@ -95,7 +97,7 @@ describe.each(factories)('conditional writes: %s', (_name, makeStore) => {
     const store = await makeStore()
     await updateJson(store, 'x.json', () => ({ v: 1 }))
     expect(await updateJson(store, 'x.json', () => undefined)).toBeUndefined()
-    expect(await getJson(store, 'x.json')).toEqual({ v: 1 })
+    expect(await getJson(store, 'x.json', z.object({ v: z.number() }))).toEqual({ v: 1 })
   })
 })
 

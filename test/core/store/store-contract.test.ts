@@ -5,10 +5,13 @@
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
 import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { getJson, putJson } from '../../../core/store/object-store.js'
 import { useTestStores } from '../../support/stores.js'
 
 const { factories } = useTestStores('contract')
+/** Any JSON object, kept whole. */
+const Doc = z.looseObject({})
 
 const utf8 = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8'))
 
@@ -123,7 +126,7 @@ describe.each(factories)('ObjectStore contract: %s', (_name, makeStore) => {
 
     await putJson(store, 'runs/r1/status.json', { runId: 'r1', state: 'queued' })
 
-    expect(await getJson(store, 'runs/r1/status.json')).toEqual({ runId: 'r1', state: 'queued' })
-    expect(await getJson(store, 'runs/r2/status.json')).toBeUndefined()
+    expect(await getJson(store, 'runs/r1/status.json', Doc)).toEqual({ runId: 'r1', state: 'queued' })
+    expect(await getJson(store, 'runs/r2/status.json', Doc)).toBeUndefined()
   })
 })

@@ -34,7 +34,7 @@ beforeEach(() => {
 afterEach(() => logs.mockRestore())
 
 const statusKey = runKeys(RUN).status
-const status = async () => RunStatus.parse(await getJson(store, statusKey))
+const status = async () => (await getJson(store, statusKey, RunStatus))!
 const given = (fields: Partial<RunStatus>) =>
   putJson(store, statusKey, {
     runId: RUN,

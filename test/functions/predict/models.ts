@@ -15,6 +15,7 @@ import { defaultMeta, loadModel, saveModel, type ModelMeta } from '../../../core
 import { Predictor, type AgeGender } from '../../../core/predictor.js'
 import { LATEST_MODEL_KEY, modelPrefix, type Promotion } from '../../../core/runs.js'
 import { putJson, type ObjectStore } from '../../../core/store/object-store.js'
+import { metricsDocument } from '../../support/metrics.js'
 
 export const TINY = { inputSize: 32, width: 8 } as const
 
@@ -42,17 +43,7 @@ export async function saveTinyModel(
   const model = createModel({ ...TINY, seed })
   await saveModel(model, defaultMeta(TINY.inputSize, { runId, ...meta }), store, prefix)
   model.dispose()
-  const group = { count: 10, ageMae: 7.5, ageRmse: 9.1, cs5: 0.4, genderAccuracy: 0.8, genderMae: 0.3 }
-  await putJson(store, `${prefix}metrics.json`, {
-    schemaVersion: 1,
-    runId,
-    createdAt: '2026-11-20T09:00:00.000Z',
-    test: { ...group, byAgeBand: {}, byGender: {}, byRace: {} },
-    val: null,
-    bestEpoch: 3,
-    baselines: { medianAge: 30, medianAgeMae: 15, majorityGender: 'male', majorityGenderAccuracy: 0.52 },
-    history: [{ epoch: 1 }],
-  })
+  await putJson(store, `${prefix}metrics.json`, metricsDocument({ runId, val: null, epochs: 3 }))
   return prefix
 }
 

@@ -103,7 +103,7 @@ describe('trigger Lambda', () => {
     // the key the job receives names the uploaded object
     expect(Buffer.from((await store.get(key))!)).toEqual(archive)
     // Assess: status.json in the bucket
-    const status = RunStatus.parse(await getJson(store, runKeys(runId).status))
+    const status = await getJson(store, runKeys(runId).status, RunStatus)
     expect(status).toMatchObject({ runId, state: 'queued', jobId: `job-for-train-${runId}`, dataset: { key, etag } })
     expect(results).toEqual([{ result: 'submitted', bucket: BUCKET, key, runId, jobId: `job-for-train-${runId}` }])
     // Assess: one JSON log line for the record
@@ -138,7 +138,7 @@ describe('trigger Lambda', () => {
         .sort()
     ).toEqual(['skipped', 'skipped', 'submitted'])
     const runId = results.flat().find((r) => r.result === 'submitted')!.runId!
-    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+    expect(await getJson(store, runKeys(runId).status, RunStatus)).toMatchObject({
       state: 'queued',
       jobId: `job-for-train-${runId}`,
     })
@@ -181,7 +181,7 @@ describe('trigger Lambda', () => {
     await expect(handler(event)).rejects.toThrow(
       /1 of 1 runs could not be submitted: could not start run .*Too Many Requests/
     )
-    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+    expect(await getJson(store, runKeys(runId).status, RunStatus)).toMatchObject({
       state: 'failed',
       reason: 'job submission failed: ClientException: Too Many Requests',
     })
@@ -192,7 +192,7 @@ describe('trigger Lambda', () => {
     // Act + Assess: Lambda's retry of the same event
     await handler(event)
     expect(submitted()).toHaveLength(2)
-    expect(await getJson(store, runKeys(runId).status)).toMatchObject({
+    expect(await getJson(store, runKeys(runId).status, RunStatus)).toMatchObject({
       state: 'queued',
       jobId: `job-for-train-${runId}`,
     })

@@ -51,7 +51,7 @@ describe('submitRun', () => {
 
     expect(outcome).toEqual({ outcome: 'submitted', runId: run.runId, jobId: 'job-1' })
     expect(submitter.submit).toHaveBeenCalledWith(run)
-    expect(RunStatus.parse(await getJson(store, statusKey))).toEqual({
+    expect(await getJson(store, statusKey, RunStatus)).toEqual({
       runId: run.runId,
       state: 'queued',
       jobId: 'job-1',
@@ -89,7 +89,7 @@ describe('submitRun', () => {
 
     await expect(attempt).rejects.toThrow(SubmitError)
     await expect(attempt).rejects.toThrow(`could not start run ${run.runId}: Rate exceeded`)
-    expect(await getJson(store, statusKey)).toMatchObject({
+    expect(await getJson(store, statusKey, RunStatus)).toMatchObject({
       state: 'failed',
       reason: 'job submission failed: Error: Rate exceeded',
     })
@@ -103,8 +103,8 @@ describe('submitRun', () => {
     const outcome = await submitRun(run, { store, submitter, now })
 
     expect(outcome).toEqual({ outcome: 'submitted', runId: run.runId, jobId: 'job-3' })
-    expect(await getJson(store, statusKey)).toMatchObject({ state: 'queued', jobId: 'job-3' })
-    expect(await getJson(store, statusKey)).not.toHaveProperty('reason')
+    expect(await getJson(store, statusKey, RunStatus)).toMatchObject({ state: 'queued', jobId: 'job-3' })
+    expect(await getJson(store, statusKey, RunStatus)).not.toHaveProperty('reason')
   })
 
   it('does not retry a run that failed after its job started', async () => {
@@ -128,7 +128,7 @@ describe('submitRun under concurrent deliveries', () => {
     expect(submitter.submit).toHaveBeenCalledTimes(1)
     expect(outcomes.filter((o) => o.outcome === 'submitted')).toHaveLength(1)
     expect(outcomes.filter((o) => o.outcome === 'already-started')).toHaveLength(2)
-    expect(await getJson(store, statusKey)).toMatchObject({ state: 'queued', jobId: 'job-5' })
+    expect(await getJson(store, statusKey, RunStatus)).toMatchObject({ state: 'queued', jobId: 'job-5' })
   })
 
   it('leaves a fresh claim (queued, no job id yet) to the invocation that made it', async () => {
@@ -152,14 +152,14 @@ describe('submitRun under concurrent deliveries', () => {
 
     expect(submitter.submit).toHaveBeenCalledTimes(1)
     expect(outcomes.map((o) => o.outcome).sort()).toEqual(['already-started', 'submitted'])
-    expect(await getJson(store, statusKey)).toMatchObject({ state: 'queued', jobId: 'job-7' })
+    expect(await getJson(store, statusKey, RunStatus)).toMatchObject({ state: 'queued', jobId: 'job-7' })
   })
 
   it('keeps the state a fast job already wrote and adds the job id', async () => {
     // a local child process can write `running` before submit() returns
     const submitter = {
       submit: vi.fn<JobSubmitter['submit']>().mockImplementation(async () => {
-        const claim = (await getJson<RunStatus>(store, statusKey))!
+        const claim = (await getJson(store, statusKey, RunStatus))!
         await putJson(store, statusKey, { ...claim, state: 'running', reason: 'loading dataset' })
         return 'pid-42'
       }),
@@ -167,7 +167,7 @@ describe('submitRun under concurrent deliveries', () => {
 
     await submitRun(run, { store, submitter, now })
 
-    expect(await getJson(store, statusKey)).toMatchObject({ state: 'running', jobId: 'pid-42' })
+    expect(await getJson(store, statusKey, RunStatus)).toMatchObject({ state: 'running', jobId: 'pid-42' })
   })
 })
 
