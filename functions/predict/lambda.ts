@@ -19,6 +19,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics'
 import type { Context } from 'aws-lambda'
 import { handle, type LambdaEvent } from 'hono/aws-lambda'
 import { initEngine } from '../../core/engine/index.js'
+import { loadFaceDetector } from '../../core/face-detector.js'
 import { S3Store } from '../../core/store/s3-store.js'
 import { instrument, lambdaLogger, lambdaMetrics, logLines } from '../observability.js'
 import { createApp } from './app.js'
@@ -44,6 +45,8 @@ log({
 const models = new ModelSource({
   store: new S3Store({ bucket: config.bucket }),
   refreshSeconds: config.refreshSeconds,
+  // BlazeFace weights travel in the bundle (FACE_DETECTOR_DIR); loaded once per container, with the first model
+  detector: () => loadFaceDetector(),
   log,
   onLoad: ({ loadSeconds }) => metrics.addMetric(MODEL_LOAD_TIME_METRIC, MetricUnit.Milliseconds, loadSeconds * 1000),
 })

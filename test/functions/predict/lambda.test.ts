@@ -1,6 +1,6 @@
 /**
  * The Lambda entry as deployed: environment read at import (a cold start), the wasm backend loaded from
- * `WASM_PATH`, the model from a real S3 server (embedded s3rver), and literal Function URL events (payload
+ * `WASM_PATH`, the model from a real S3 server (embedded s3rver), BlazeFace from the installed weights, and literal Function URL events (payload
  * format 2.0; binary bodies base64-encoded with `isBase64Encoded: true`) from test/fixtures/events/function-url,
  * each with a Lambda context object. What Powertools prints (JSON logs, EMF metrics) is read back from stdout and
  * stderr.
@@ -11,6 +11,7 @@ import { dirname } from 'node:path'
 import type { LambdaEvent } from 'hono/aws-lambda'
 import type { Context } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { loadFaceDetector, type BlazeFaceDetector } from '../../../core/face-detector.js'
 import { S3Store } from '../../../core/store/s3-store.js'
 import {
   captureOutput,
@@ -29,6 +30,8 @@ const FUNCTION = 'agegender-predict'
 useTestS3(BUCKET)
 let handler: typeof import('../../../functions/predict/lambda.js').handler
 let store: S3Store
+/** The reference's own detector: the Lambda loads its copy from the same installed weights. */
+let detector: BlazeFaceDetector
 let out: CapturedOutput
 /** What the import (the init phase) logged. */
 let startup: Record<string, unknown>[]
@@ -71,9 +74,13 @@ beforeAll(async () => {
   ;({ handler } = await import('../../../functions/predict/lambda.js'))
   startup = out.logs()
   store = new S3Store({ bucket: BUCKET })
+  detector = await loadFaceDetector()
 })
 beforeEach(() => out.clear())
-afterAll(() => out.restore())
+afterAll(() => {
+  out.restore()
+  detector.dispose()
+})
 
 /** The metric names and units of every EMF document printed, with the namespace and dimension sets. */
 const emfMetrics = (docs: EmfDocument[]) =>
@@ -126,17 +133,17 @@ describe('predict Lambda behind a Function URL', () => {
     expect(startup[0]).not.toHaveProperty('function_request_id')
   })
 
-  it('predicts from a base64-encoded JPEG body exactly as the core face pipeline does', async () => {
+  it('predicts from a base64-encoded JPEG body exactly as the core face pipeline (with BlazeFace) does', async () => {
     await saveTinyModel(store, 'run-a', 1)
     await promote(store, 'run-a')
-    const direct = await analyzeDirectly(store, 'run-a', fixtureImage())
+    const direct = await analyzeDirectly(store, 'run-a', fixtureImage(), 'auto', detector)
     out.clear()
     const res = await invoke('predict-jpeg')
     expect(res).toEqual({
       statusCode: 200,
       body: {
         images: [{ index: 0, ...direct, faces: direct.faces.map(onTheWire) }],
-        model: expect.objectContaining({ runId: 'run-a', inputSize: 32, detector: null }),
+        model: expect.objectContaining({ runId: 'run-a', inputSize: 32, detector: detector.name }),
       },
     })
     // the model source's lines go through Powertools, with this invocation's request id
@@ -207,7 +214,7 @@ describe('predict Lambda behind a Function URL', () => {
     expect(emfMetrics(out.emf()).map((m) => m.Name)).toEqual(
       expect.arrayContaining(['ModelLoadTime', 'PredictLatency'])
     )
-    const direct = await analyzeDirectly(store, 'run-b', fixtureImage())
+    const direct = await analyzeDirectly(store, 'run-b', fixtureImage(), 'auto', detector)
     expect(res.body['images']).toEqual([{ index: 0, ...direct, faces: direct.faces.map(onTheWire) }])
   })
 })
