@@ -45,10 +45,11 @@ export interface NodeFunctionProps
    */
   readonly serviceName: string
   /**
-   * `POWERTOOLS_LOG_LEVEL`: DEBUG, INFO, WARN, ERROR or CRITICAL.
+   * `POWERTOOLS_LOG_LEVEL`: DEBUG, INFO, WARN, ERROR or CRITICAL. (Not the deprecated `logLevel` of
+   * `FunctionOptions`, which switches the runtime's own JSON logging.)
    * @default 'INFO'
    */
-  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'CRITICAL'
+  readonly powertoolsLogLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'CRITICAL'
 }
 
 /**
@@ -82,7 +83,7 @@ export class NodeFunction extends NodejsFunction {
       forceDockerBundling: false,
       ...props.bundling,
     }
-    const { serviceName, logLevel, ...rest } = props
+    const { serviceName, powertoolsLogLevel, ...rest } = props
     super(scope, id, {
       ...rest,
       runtime: Runtime.NODEJS_22_X,
@@ -93,7 +94,7 @@ export class NodeFunction extends NodejsFunction {
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: serviceName,
-        POWERTOOLS_LOG_LEVEL: logLevel ?? 'INFO',
+        POWERTOOLS_LOG_LEVEL: powertoolsLogLevel ?? 'INFO',
         ...props.environment,
       },
     })
