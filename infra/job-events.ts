@@ -38,6 +38,7 @@ export class JobEvents extends Construct {
     super(scope, id)
     this.fn = new NodeFunction(this, 'Function', {
       entry: repoPath('functions/job-events/lambda.ts'),
+      serviceName: 'agegender-job-events',
       description: 'Marks the run of a failed Batch training job failed, with the reason',
       memorySize: 256,
       timeout: Duration.seconds(30),

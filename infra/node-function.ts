@@ -39,13 +39,25 @@ export interface NodeFunctionProps
    * @default RetentionDays.ONE_MONTH - long enough to debug last week's run, short enough to cost nothing
    */
   readonly logRetention?: RetentionDays
+  /**
+   * `POWERTOOLS_SERVICE_NAME`: the `service` key of every log line and the `service` dimension of the metrics
+   * (functions/observability.ts).
+   */
+  readonly serviceName: string
+  /**
+   * `POWERTOOLS_LOG_LEVEL`: DEBUG, INFO, WARN, ERROR or CRITICAL. (Not the deprecated `logLevel` of
+   * `FunctionOptions`, which switches the runtime's own JSON logging.)
+   * @default 'INFO'
+   */
+  readonly powertoolsLogLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'CRITICAL'
 }
 
 /**
  * A `NodejsFunction` with: Node.js 22 on x86_64 (the sharp binaries in the lock file are linux-x64), an
  * explicit log group with retention (deleted with the stack), ESM output with source maps
  * (`NODE_OPTIONS=--enable-source-maps`), bundling with the local esbuild only (no Docker), the AWS SDK
- * bundled at the lock file's version instead of the runtime's, and a role that may write only its own logs.
+ * bundled at the lock file's version instead of the runtime's, a role that may write only its own logs, and
+ * the Powertools settings (`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`) the Lambda entries log with.
  *
  * `bundling` is merged over these defaults (`externalModules`, `commandHooks`, ...).
  */
@@ -71,14 +83,20 @@ export class NodeFunction extends NodejsFunction {
       forceDockerBundling: false,
       ...props.bundling,
     }
+    const { serviceName, powertoolsLogLevel, ...rest } = props
     super(scope, id, {
-      ...props,
+      ...rest,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.X86_64,
       logGroup,
       role,
       bundling,
-      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: serviceName,
+        POWERTOOLS_LOG_LEVEL: powertoolsLogLevel ?? 'INFO',
+        ...props.environment,
+      },
     })
     logGroup.grantWrite(role)
     Validations.of(this).acknowledge({

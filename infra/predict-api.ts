@@ -95,6 +95,7 @@ export class PredictApi extends Construct {
 
     this.fn = new NodeFunction(this, 'Function', {
       entry: repoPath('functions/predict/lambda.ts'),
+      serviceName: 'agegender-predict',
       description: 'Age and gender prediction (Hono, TF.js wasm)',
       memorySize: props.memorySize ?? 2048,
       timeout: Duration.seconds(30),

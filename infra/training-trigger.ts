@@ -43,6 +43,7 @@ export class TrainingTrigger extends Construct {
     const { bucket, trainer } = props
     this.fn = new NodeFunction(this, 'Function', {
       entry: repoPath('functions/trigger/lambda.ts'),
+      serviceName: 'agegender-trigger',
       description: 'Submits a training job for each dataset upload',
       memorySize: 256,
       timeout: Duration.seconds(30),

@@ -2,11 +2,13 @@
  * AWS Lambda entry for the EventBridge rule on "Batch Job State Change" (status FAILED) of the training queue.
  *
  * Environment: `STORE_BUCKET` (parsed at cold start; missing, the cold start fails naming it).
+ * Logs through Powertools Logger (JSON with the request id and cold start; see `../observability.ts`).
  * @module
  */
 import { z } from 'zod'
 import { S3Store } from '../../core/store/s3-store.js'
 import { createJobEventHandler } from './handler.js'
+import { instrument, lambdaLogger, logLines } from '../observability.js'
 
 const env = z
   .object({
@@ -17,4 +19,9 @@ const env = z
   })
   .parse(process.env)
 
-export const handler = createJobEventHandler({ store: new S3Store({ bucket: env.STORE_BUCKET }) })
+const logger = lambdaLogger('agegender-job-events')
+
+export const handler = instrument(
+  createJobEventHandler({ store: new S3Store({ bucket: env.STORE_BUCKET }), log: logLines(logger) }),
+  { logger }
+)

@@ -85,6 +85,14 @@ export interface ModelSourceOptions {
   readonly now?: () => number
   /** Loads the face detector; called once per container (again only after a failure). @default - none */
   readonly detector?: () => Promise<FaceDetector>
+  /** Told of every model (re)load that succeeded, e.g. to record its time as a metric. @default - nothing */
+  readonly onLoad?: (loaded: ModelLoaded) => void
+}
+
+/** A model (re)load that succeeded: which run, and how long download + parse + warm-up took. */
+export interface ModelLoaded {
+  readonly runId: string
+  readonly loadSeconds: number
 }
 
 interface Entry {
@@ -109,6 +117,7 @@ export class ModelSource implements ModelProvider {
   private lastError: Error | undefined
   private pending: Promise<void> | undefined
   private readonly loadDetector: (() => Promise<FaceDetector>) | undefined
+  private readonly onLoad: ((loaded: ModelLoaded) => void) | undefined
   private detector: Promise<FaceDetector> | undefined
 
   constructor(options: ModelSourceOptions) {
@@ -119,6 +128,7 @@ export class ModelSource implements ModelProvider {
     this.log = options.log ?? jsonLineLog
     this.now = options.now ?? Date.now
     this.loadDetector = options.detector
+    this.onLoad = options.onLoad
   }
 
   async use<T>(fn: (model: ServedModel) => Promise<T>): Promise<T> {
@@ -232,6 +242,7 @@ export class ModelSource implements ModelProvider {
       const metrics = await this.readMetrics(`${prefix}metrics.json`)
       const loadSeconds = (performance.now() - t0) / 1000
       this.log({ level: 'INFO', message: 'model loaded', runId: promotion.runId, prefix, loadSeconds })
+      this.notifyLoaded({ runId: promotion.runId, loadSeconds })
       return {
         predictor,
         faces,
@@ -244,6 +255,15 @@ export class ModelSource implements ModelProvider {
     } catch (err) {
       model.dispose()
       throw err
+    }
+  }
+
+  /** A failing `onLoad` (a metrics sink) is logged; it never fails the load. */
+  private notifyLoaded(loaded: ModelLoaded): void {
+    try {
+      this.onLoad?.(loaded)
+    } catch (err) {
+      this.log({ level: 'WARN', message: 'onLoad failed', runId: loaded.runId, error: (err as Error).message })
     }
   }
 

@@ -344,6 +344,17 @@ describe('functions', () => {
     }
   })
 
+  it('log through Powertools at INFO, each under its own service name', () => {
+    // GIVEN the default configuration  THEN every function has POWERTOOLS_SERVICE_NAME and POWERTOOLS_LOG_LEVEL
+    const env = ours(byDefault).map((f) => f.Properties.Environment.Variables as Record<string, unknown>)
+    expect(env.map((v) => v['POWERTOOLS_SERVICE_NAME']).sort()).toEqual([
+      'agegender-job-events',
+      'agegender-predict',
+      'agegender-trigger',
+    ])
+    for (const v of env) expect(v['POWERTOOLS_LOG_LEVEL']).toBe('INFO')
+  })
+
   it('give the trigger the queue, the definition and the bucket', () => {
     const { trainer, trigger, data } = byDefault.stack
     byDefault.template.hasResourceProperties('AWS::Lambda::Function', {

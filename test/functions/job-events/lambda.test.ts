@@ -1,17 +1,21 @@
 /**
  * The job-events Lambda as deployed: its entry built from the environment, real Batch Job State Change event
- * JSON (test/fixtures/events/batch), run statuses in a real S3 server (embedded s3rver).
+ * JSON (test/fixtures/events/batch), run statuses in a real S3 server (embedded s3rver), a Lambda context object
+ * per invocation, and the Powertools log lines read back from stdout and stderr.
  */
 import { readFileSync } from 'node:fs'
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest'
+import type { Context } from 'aws-lambda'
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { RunStatus, runKeys } from '../../../core/runs.js'
 import { getJson, putJson } from '../../../core/store/object-store.js'
 import { S3Store } from '../../../core/store/s3-store.js'
 import type { JobEventResult } from '../../../functions/job-events/handler.js'
+import { captureOutput, fakeContext, stubLambdaRuntimeEnv, type CapturedOutput } from '../../support/lambda.js'
 import { useTestS3 } from '../../support/s3-server.js'
 
 const BUCKET = 'agegender-datasets-123456789012'
 const RUN = 'UTK-faces-100-cropped-5d1c3b7a90'
+const FUNCTION = 'agegender-job-events'
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../../fixtures/events/batch/${name}.json`, import.meta.url), 'utf8')) as Record<
     string,
@@ -19,19 +23,29 @@ const fixture = (name: string) =>
   >
 
 useTestS3(BUCKET)
-let handler: (event: unknown) => Promise<JobEventResult>
+let lambdaHandler: (event: unknown, context: Context) => Promise<JobEventResult>
 let store: S3Store
-let logs: MockInstance<typeof console.log>
+let out: CapturedOutput
+let context: Context
+/** One invocation, with its own request id (kept in `context`). */
+const handler = (event: unknown) => {
+  context = fakeContext(FUNCTION)
+  return lambdaHandler(event, context)
+}
 
 beforeAll(async () => {
   vi.stubEnv('STORE_BUCKET', BUCKET)
-  ;({ handler } = (await import('../../../functions/job-events/lambda.js')) as { handler: typeof handler })
+  vi.stubEnv('POWERTOOLS_SERVICE_NAME', FUNCTION)
+  stubLambdaRuntimeEnv(FUNCTION)
+  ;({ handler: lambdaHandler } = (await import('../../../functions/job-events/lambda.js')) as {
+    handler: typeof lambdaHandler
+  })
   store = new S3Store({ bucket: BUCKET })
 })
 beforeEach(() => {
-  logs = vi.spyOn(console, 'log').mockImplementation(() => {})
+  out = captureOutput()
 })
-afterEach(() => logs.mockRestore())
+afterEach(() => out.restore())
 
 const statusKey = runKeys(RUN).status
 const status = async () => (await getJson(store, statusKey, RunStatus))!
@@ -63,11 +77,17 @@ describe('job-events Lambda', () => {
         'Batch job 4c7599ae-0a82-49aa-ba5a-4727fcce14a8 failed: Essential container in task exited; ' +
         'container: OutOfMemoryError: Container killed due to memory usage; exit code 137; 1 attempt',
     })
-    expect(JSON.parse(String(logs.mock.calls[0]![0]))).toMatchObject({
-      level: 'WARN',
-      message: 'run failed',
-      runId: RUN,
-    })
+    // the first invocation of this file is the container's cold start
+    expect(out.logs()).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: 'run failed',
+        runId: RUN,
+        service: FUNCTION,
+        function_request_id: context.awsRequestId,
+        cold_start: true,
+      }),
+    ])
   })
 
   it('closes a run whose last Spot attempt was reclaimed (it was left running with an interruption note)', async () => {
@@ -113,6 +133,12 @@ describe('job-events Lambda', () => {
     })
     expect(await handler(fixture('job-succeeded'))).toMatchObject({ result: 'skipped' })
     expect(await status()).toMatchObject({ state: 'succeeded', promoted: true })
+    expect(out.logs().at(-1)).toMatchObject({
+      level: 'INFO',
+      message: 'event skipped',
+      function_request_id: context.awsRequestId,
+      cold_start: false,
+    })
   })
 
   it('writes a failed status even when the run has none yet', async () => {

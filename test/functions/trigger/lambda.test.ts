@@ -1,47 +1,60 @@
 /**
  * The trigger end to end, as deployed: a real archive uploaded to a real S3 server (embedded s3rver), the event
  * that server emitted wrapped as the Lambda event, the Lambda entry built from its environment, and only AWS
- * Batch faked (aws-sdk-client-mock: no Batch emulator exists).
+ * Batch faked (aws-sdk-client-mock: no Batch emulator exists). Each invocation gets a Lambda context object;
+ * the JSON log lines are read back from stdout and stderr, where Powertools Logger writes them.
  */
 import { BatchClient, SubmitJobCommand, type SubmitJobCommandInput } from '@aws-sdk/client-batch'
-import type { S3Event, S3EventRecord } from 'aws-lambda'
+import type { Context, S3Event, S3EventRecord } from 'aws-lambda'
 import { mockClient } from 'aws-sdk-client-mock'
 import { buffer } from 'node:stream/consumers'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import yazl from 'yazl'
 import { RunStatus, runIdFor, runKeys } from '../../../core/runs.js'
 import { getJson } from '../../../core/store/object-store.js'
 import { S3Store } from '../../../core/store/s3-store.js'
 import type { TriggerHandler } from '../../../functions/trigger/handler.js'
+import { captureOutput, fakeContext, stubLambdaRuntimeEnv, type CapturedOutput } from '../../support/lambda.js'
 import { useTestS3 } from '../../support/s3-server.js'
 
 const BUCKET = 'agegender-datasets'
 const QUEUE = 'arn:aws:batch:us-east-1:123456789012:job-queue/trainer'
 const DEFINITION = 'arn:aws:batch:us-east-1:123456789012:job-definition/trainer:7'
+const FUNCTION = 'agegender-trigger'
 
 const s3 = useTestS3(BUCKET)
 const batch = mockClient(BatchClient)
-let handler: TriggerHandler
+let lambdaHandler: (event: unknown, context: Context) => ReturnType<TriggerHandler>
 let store: S3Store
-let logs: MockInstance<typeof console.log>
+let out: CapturedOutput
+let context: Context
+/** One invocation, with its own request id (kept in `context`). */
+const handler = (event: unknown) => {
+  context = fakeContext(FUNCTION)
+  return lambdaHandler(event, context)
+}
 
 beforeAll(async () => {
   vi.stubEnv('STORE_BUCKET', BUCKET)
   vi.stubEnv('JOB_QUEUE_ARN', QUEUE)
   vi.stubEnv('JOB_DEFINITION_ARN', DEFINITION)
+  vi.stubEnv('POWERTOOLS_SERVICE_NAME', FUNCTION)
+  stubLambdaRuntimeEnv(FUNCTION)
   // lambda.ts reads its environment at import, as at a cold start: import it once the server is up.
-  ;({ handler } = (await import('../../../functions/trigger/lambda.js')) as { handler: TriggerHandler })
+  ;({ handler: lambdaHandler } = (await import('../../../functions/trigger/lambda.js')) as {
+    handler: typeof lambdaHandler
+  })
   store = new S3Store({ bucket: BUCKET })
 })
 
 beforeEach(() => {
   batch.reset()
   batch.on(SubmitJobCommand).callsFake(acceptJob)
-  logs = vi.spyOn(console, 'log').mockImplementation(() => {})
+  out = captureOutput()
 })
 
 afterEach(() => {
-  logs.mockRestore()
+  out.restore()
 })
 
 afterAll(() => {
@@ -67,7 +80,7 @@ async function upload(key: string, body: Buffer | string): Promise<S3Event> {
 }
 
 const submitted = () => batch.commandCalls(SubmitJobCommand).map((c) => c.args[0].input)
-const loggedLines = () => logs.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>)
+const loggedLines = () => out.logs()
 
 describe('trigger Lambda', () => {
   it('submits a training job for an uploaded dataset and records the run as queued', async () => {
@@ -106,8 +119,21 @@ describe('trigger Lambda', () => {
     const status = await getJson(store, runKeys(runId).status, RunStatus)
     expect(status).toMatchObject({ runId, state: 'queued', jobId: `job-for-train-${runId}`, dataset: { key, etag } })
     expect(results).toEqual([{ result: 'submitted', bucket: BUCKET, key, runId, jobId: `job-for-train-${runId}` }])
-    // Assess: one JSON log line for the record
-    expect(loggedLines()).toEqual([expect.objectContaining({ level: 'INFO', message: 'run submitted', key, runId })])
+    // Assess: one JSON log line for the record, from Powertools, with the invocation's context (the first
+    // invocation of this file is the container's cold start)
+    expect(loggedLines()).toEqual([
+      expect.objectContaining({
+        level: 'INFO',
+        message: 'run submitted',
+        key,
+        runId,
+        service: FUNCTION,
+        function_request_id: context.awsRequestId,
+        function_name: FUNCTION,
+        cold_start: true,
+        timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      }),
+    ])
   })
 
   it('submits once when the same event is delivered twice', async () => {
@@ -118,6 +144,15 @@ describe('trigger Lambda', () => {
 
     expect(submitted()).toHaveLength(1)
     expect(second).toEqual([expect.objectContaining({ result: 'skipped', reason: 'run already exists (queued)' })])
+    // warm invocations: no cold start, and each line carries its own invocation's request id
+    const lines = loggedLines()
+    expect(lines).toHaveLength(2)
+    expect(lines[1]).toMatchObject({
+      message: 'record skipped',
+      cold_start: false,
+      function_request_id: context.awsRequestId,
+    })
+    expect(lines[0]!['function_request_id']).not.toBe(lines[1]!['function_request_id'])
   })
 
   it('submits once when deliveries of one event race each other (If-None-Match claim on S3)', async () => {
