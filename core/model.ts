@@ -1,7 +1,7 @@
 /**
  * ResNet18 in the torchvision topology with two heads, built with TensorFlow.js layers.
  *
- * Input: `[batch, size, size, 3]` float32, normalized by {@link ../preprocess.ts}.
+ * Input: `[batch, size, size, 3]` float32, normalized by `preprocess.ts`.
  * Outputs: `age` `[batch, 1]` in years, `gender` `[batch, 1]` probability of female.
  *
  * Layer names follow torchvision's `state_dict` (`conv1`, `bn1`, `layer2.0.downsample.0`, ...), so

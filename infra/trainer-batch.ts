@@ -101,7 +101,7 @@ export interface TrainerBatchProps {
   readonly retryAttempts?: number
   /**
    * Static training settings for every run (`TRAIN_EPOCHS`, `TRAIN_IMAGE_SIZE`, `TRAIN_BATCH_SIZE`,
-   * `QUALITY_GATE_MAX_AGE_MAE`, ...; see trainer/job.ts).
+   * `QUALITY_GATE_MAX_AGE_MAE`, ...; see trainer/bin/job.ts).
    * @default - the trainer's own defaults
    */
   readonly environment?: Record<string, string>
@@ -130,7 +130,7 @@ export interface TrainerBatchProps {
 }
 
 /**
- * Runs `trainer/job.ts` in the trainer/Dockerfile image on one GPU per job.
+ * Runs `trainer/bin/job.ts` in the trainer/Dockerfile image on one GPU per job.
  *
  * The job definition sets `STORE_BUCKET`, `AWS_REGION`, `AGEGENDER_BACKEND=tensorflow-gpu` and the static
  * training settings. Each submission passes the run through

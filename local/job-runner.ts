@@ -1,6 +1,6 @@
 /**
  * The local stand-in for AWS Batch: a `JobSubmitter` that runs each training job as a child process,
- * `tsx trainer/job.ts` (as `node --import tsx`, so signals reach the job itself, not a wrapper), with the
+ * `tsx trainer/bin/job.ts` (as `node --import tsx`, so signals reach the job itself, not a wrapper), with the
  * Batch job's environment contract: `runEnvironment(run)` + the training settings + the S3 endpoint.
  *
  * - One job at a time, in submission order: training uses every core there is.
@@ -24,7 +24,7 @@ import { putJson, type ObjectStore } from '../core/store/object-store.js'
 import { runEnvironment, type JobSubmitter, type RunRequest } from '../functions/trigger/index.js'
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
-const JOB_ENTRY = fileURLToPath(new URL('../trainer/job.ts', import.meta.url))
+const JOB_ENTRY = fileURLToPath(new URL('../trainer/bin/job.ts', import.meta.url))
 /** Keep at most this much of a job's output in log.txt (the tail: where the failure is). */
 const LOG_LIMIT_BYTES = 2 * 1024 * 1024
 
@@ -39,7 +39,7 @@ export interface JobRunnerOptions {
   readonly store: ObjectStore
   /** Added to every job's environment: S3 endpoint and credentials, training settings. */
   readonly env: Readonly<Record<string, string>>
-  /** The job command. @default - `[node, --import, tsx, trainer/job.ts]` */
+  /** The job command. @default - `[node, --import, tsx, trainer/bin/job.ts]` */
   readonly command?: readonly [string, ...string[]]
   /** @default - the repository root */
   readonly cwd?: string

@@ -5,7 +5,7 @@
  * S3 bucket            → embedded s3rver on 127.0.0.1, objects under <dataDir>/s3 (survive restarts)
  * S3 → Lambda trigger  → object-created events into the trigger's own handler (createHandler: same parsing,
  *                        planning, idempotent submit and status.json as the Lambda)
- * AWS Batch            → the local job runner: `tsx trainer/job.ts` child processes, one at a time
+ * AWS Batch            → the local job runner: `tsx trainer/bin/job.ts` child processes, one at a time
  * Lambda predict       → startPredictServer on 127.0.0.1, reading the promoted model from the same bucket
  * ```
  *

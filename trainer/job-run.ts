@@ -3,7 +3,7 @@
  * (resuming from the run's checkpoint, so a retried or restarted attempt continues) → metrics, model, report →
  * promotion through the quality gate → status `succeeded`, or `failed` with the reason.
  *
- * `runJobProcess` is the whole process around it (`trainer/job.ts`): environment, engine and device checks
+ * `runJobProcess` is the whole process around it (`trainer/bin/job.ts`): environment, engine and device checks
  * whose failures are written to status.json too, and the exit code Batch's retry strategy acts on.
  * @module
  */

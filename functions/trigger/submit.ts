@@ -49,7 +49,7 @@ export class SubmitError extends Error {
 }
 
 /**
- * What the training job needs to know, as environment variables (the contract of `trainer/job.ts`).
+ * What the training job needs to know, as environment variables (the contract of `trainer/bin/job.ts`).
  * `DATASET_VERSION_ID` (versioned buckets) or else `DATASET_ETAG` pin the exact bytes that were uploaded, so
  * a retried attempt trains on the same data even if the key was overwritten since.
  * @example

@@ -1,5 +1,5 @@
 /**
- * The local system end to end: embedded S3 + trigger + job runner (real `tsx trainer/job.ts` children) +
+ * The local system end to end: embedded S3 + trigger + job runner (real `tsx trainer/bin/job.ts` children) +
  * predict server, driven as a user would (CLI upload, S3 PutObject, HTTP), including a restart mid-run.
  */
 import { existsSync } from 'node:fs'

@@ -30,7 +30,7 @@ function report(command: string, args: string[]): EngineReport {
 it('reports the same engine from an esbuild bundle as from tsx', async () => {
   const bundle = path.join(out, 'engine-report.mjs')
   await build({
-    entryPoints: [path.join(root, 'trainer/engine-report.ts')],
+    entryPoints: [path.join(root, 'trainer/bin/engine-report.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -43,7 +43,10 @@ it('reports the same engine from an esbuild bundle as from tsx', async () => {
   // The bundle sits outside node_modules' reach, so it gets the wasm binaries' folder as a Lambda would.
   const wasmDir = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'))
   const bundled = report(process.execPath, [bundle, '--wasm-path', wasmDir])
-  const tsx = report(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'trainer/engine-report.ts'])
+  const tsx = report(process.execPath, [
+    path.join(root, 'node_modules/tsx/dist/cli.mjs'),
+    'trainer/bin/engine-report.ts',
+  ])
   expect(bundled.features).toEqual(tsx.features)
   for (const [name, feature] of Object.entries(tsx.features)) {
     if (name !== 'xnnpack-threads') expect(feature.on, `${name}: ${feature.detail}`).toBe(true)

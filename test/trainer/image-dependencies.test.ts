@@ -1,6 +1,6 @@
 /**
  * The training image (trainer/Dockerfile) installs the production dependencies only (`npm ci --omit=dev`) and
- * runs trainer/job.ts. So everything job.ts imports must be a production dependency, and what only the local
+ * runs trainer/bin/job.ts. So everything job.ts imports must be a production dependency, and what only the local
  * system, the CLI or the tests use must be a devDependency, kept out of the image.
  */
 import { readFileSync } from 'node:fs'
@@ -21,9 +21,9 @@ const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8
 const LOCAL_ONLY = ['s3rver', '@hono/node-server', '@smithy/signature-v4'] as const
 
 describe('the training image', () => {
-  it('gets from its production install every package trainer/job.ts imports, and nothing local-only', async () => {
+  it('gets from its production install every package trainer/bin/job.ts imports, and nothing local-only', async () => {
     // GIVEN what the job's entry imports, transitively through core/ and trainer/
-    const imported = await packagesImportedBy('trainer/job.ts')
+    const imported = await packagesImportedBy('trainer/bin/job.ts')
     // THEN the engine, the store and the dataset readers are there, the local system's servers are not
     expect(imported).toEqual(expect.arrayContaining(['@tensorflow/tfjs', '@aws-sdk/client-s3', 'sharp', 'yauzl']))
     for (const name of ['s3rver', '@hono/node-server', 'hono']) expect(imported).not.toContain(name)
@@ -49,6 +49,6 @@ describe('the training image', () => {
   it('installs with `npm ci --omit=dev` and runs job.ts with tsx', () => {
     const dockerfile = readFileSync(path.join(root, 'trainer/Dockerfile'), 'utf8')
     expect(dockerfile).toMatch(/npm ci --omit=dev /)
-    expect(dockerfile).toMatch(/ENTRYPOINT \["tsx", "trainer\/job\.ts"\]/)
+    expect(dockerfile).toMatch(/ENTRYPOINT \["tsx", "trainer\/bin\/job\.ts"\]/)
   })
 })

@@ -1,5 +1,5 @@
 /**
- * The job process as Batch runs it (`node --import tsx trainer/job.ts`), against the embedded S3 server:
+ * The job process as Batch runs it (`node --import tsx trainer/bin/job.ts`), against the embedded S3 server:
  * SIGTERM during training saves a checkpoint and exits with the code the retry strategy retries, and the next
  * attempt resumes from that checkpoint.
  */
@@ -18,7 +18,7 @@ import { useTestS3 } from '../support/s3-server.js'
 const BUCKET = 'job-signal'
 const RUN = 'signal-run'
 const KEY = 'datasets/signal.zip'
-const JOB = fileURLToPath(new URL('../../trainer/job.ts', import.meta.url))
+const JOB = fileURLToPath(new URL('../../trainer/bin/job.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const s3 = useTestS3(BUCKET)
 let store: S3Store

@@ -2,11 +2,11 @@
  * `npm run engine`: initializes the TensorFlow.js engine as the trainer does and prints its report (each
  * kernel and patch on or off, with the reason); `--json` prints the report as JSON instead.
  *
- *   tsx trainer/engine-report.ts [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--wasm-path DIR] [--json]
+ *   tsx trainer/bin/engine-report.ts [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--wasm-path DIR] [--json]
  * @module
  */
 import { parseArgs } from 'node:util'
-import { type BackendChoice, formatEngineReport, initEngine } from '../core/engine/index.js'
+import { type BackendChoice, formatEngineReport, initEngine } from '../../core/engine/index.js'
 
 const { values } = parseArgs({
   options: { backend: { type: 'string' }, 'wasm-path': { type: 'string' }, json: { type: 'boolean', default: false } },

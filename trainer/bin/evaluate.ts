@@ -8,11 +8,11 @@
 import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { IntervalEvaluation } from '../core/age-interval.js'
-import { initEngine } from '../core/engine/index.js'
-import type { GroupMetrics } from '../core/metrics.js'
-import { EVAL_SPLITS, evaluateRun, type EvalSplit } from './evaluate-run.js'
-import { machineInfo } from './machine.js'
+import type { IntervalEvaluation } from '../../core/age-interval.js'
+import { initEngine } from '../../core/engine/index.js'
+import type { GroupMetrics } from '../../core/metrics.js'
+import { EVAL_SPLITS, evaluateRun, type EvalSplit } from '../evaluate-run.js'
+import { machineInfo } from '../machine.js'
 
 const USAGE =
   'Usage: npm run evaluate -- --model <folder> --data <folder|.zip|.tar|.tar.gz> [--split test|val|train|all] ' +

@@ -19,11 +19,11 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { formatEngineReport, initEngine, type BackendChoice } from '../core/engine/index.js'
-import { storeFromUri } from '../core/store/index.js'
-import { nvidiaGpuNames, usesGpu } from './device.js'
-import { runJobProcess } from './job-run.js'
-import { packageVersion } from './version.js'
+import { formatEngineReport, initEngine, type BackendChoice } from '../../core/engine/index.js'
+import { storeFromUri } from '../../core/store/index.js'
+import { nvidiaGpuNames, usesGpu } from '../device.js'
+import { runJobProcess } from '../job-run.js'
+import { packageVersion } from '../version.js'
 
 const controller = new AbortController()
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

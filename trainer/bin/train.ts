@@ -4,18 +4,18 @@
  * @module
  */
 import { resolve } from 'node:path'
-import { BackendChoice, formatEngineReport, initEngine } from '../core/engine/index.js'
-import { ConfigError } from '../core/errors.js'
-import { LabelsCsvError } from '../core/labels.js'
-import { PretrainedSourceError } from '../core/pretrained-source.js'
-import { parseSettings } from '../core/zod-issues.js'
-import { FolderStore } from '../core/store/folder-store.js'
-import { parseTrainArgs, UsageError } from './cli-args.js'
-import { parseTrainConfig } from './config.js'
-import { DatasetError } from './dataset-source.js'
-import { loadDatasetForTraining } from './load.js'
-import { train, TrainingError } from './train.js'
-import { packageVersion } from './version.js'
+import { BackendChoice, formatEngineReport, initEngine } from '../../core/engine/index.js'
+import { ConfigError } from '../../core/errors.js'
+import { LabelsCsvError } from '../../core/labels.js'
+import { PretrainedSourceError } from '../../core/pretrained-source.js'
+import { parseSettings } from '../../core/zod-issues.js'
+import { FolderStore } from '../../core/store/folder-store.js'
+import { parseTrainArgs, UsageError } from '../cli-args.js'
+import { parseTrainConfig } from '../config.js'
+import { DatasetError } from '../dataset-source.js'
+import { loadDatasetForTraining } from '../load.js'
+import { train, TrainingError } from '../train.js'
+import { packageVersion } from '../version.js'
 
 async function main(): Promise<void> {
   const args = parseTrainArgs(process.argv.slice(2))
