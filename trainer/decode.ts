@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { decodeImage, ImageDecodeError } from '../core/preprocess.js'
 import type { Split } from '../core/split.js'
 import type { Sample } from './evaluation.js'
-import { createProgress } from './progress.js'
+import { createProgress } from '../core/progress.js'
 
 export interface DecodeResult {
   /** Decoded RGB `[size, size, 3]` per input, or `undefined` where the image could not be read. */

@@ -5,7 +5,7 @@
 import { basename, isAbsolute, relative } from 'node:path'
 import { loadDataset, type LoadOptions } from './dataset.js'
 import type { DatasetSource } from './dataset-source.js'
-import { createProgress } from './progress.js'
+import { createProgress } from '../core/progress.js'
 import type { DatasetInfo } from '../core/train-documents.js'
 import type { TrainItem } from './train-types.js'
 
@@ -33,8 +33,8 @@ export async function loadDatasetForTraining(
     ...limits,
     onProgress: (read, total) => {
       if (!total) return
-      bar ??= createProgress({ label: 'read', total: Math.ceil(total / 2 ** 20), write: log })
-      bar.update(Math.floor(read / 2 ** 20), { MiB: Math.floor(read / 2 ** 20) })
+      bar ??= createProgress({ label: 'read', total, unit: 'bytes', write: log })
+      bar.update(read)
     },
   })
   bar?.stop()

@@ -21,7 +21,7 @@ import type { S3Context } from '../context.js'
 import { formatBytes, formatDuration } from '../format.js'
 import { println, UsageError, type Io } from '../io.js'
 import { listFolder, packFolder, tarSize } from '../pack.js'
-import { byteProgress } from '../progress.js'
+import { createProgress } from '../../core/progress.js'
 import { followRun } from './status.js'
 
 const MiB = 1024 * 1024
@@ -119,7 +119,14 @@ export async function uploadDataset(
   }
 
   const started = Date.now()
-  const progress = byteProgress(io, 'upload', estimate)
+  const progress = createProgress({
+    label: 'upload',
+    total: estimate,
+    unit: 'bytes',
+    stream: io.stderr,
+    everyPercent: 10,
+    logEverySeconds: 15,
+  })
   const upload = new Upload({
     client: s3.client,
     params: { Bucket: s3.bucket, Key: key, Body: body, ContentType: contentTypeFor(key) },
