@@ -80,7 +80,9 @@ describe('agegender upload', () => {
       expect(code, err).toBe(0)
       expect(/run (\S+) starts now/.exec(out)?.[1]).toBe(triggerRunId('datasets/large.tar.gz'))
       // not a terminal: plain progress lines (one per part sent), not a redrawn bar
-      expect(err).toMatch(/^upload [\d.]+ [kMG]?B\/[\d.]+ [kMG]?B \([\d.]+%\) {2}elapsed .+ {2}eta .+ {2}[\d.]+ [kMG]?B\/s$/m)
+      expect(err).toMatch(
+        /^upload [\d.]+ [kMG]?B\/[\d.]+ [kMG]?B \([\d.]+%\) {2}elapsed .+ {2}eta .+ {2}[\d.]+ [kMG]?B\/s$/m
+      )
     } finally {
       await rm(big, { recursive: true, force: true })
     }

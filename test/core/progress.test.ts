@@ -9,7 +9,9 @@ function harness() {
   return {
     lines,
     clock: () => now,
-    advance: (ms: number) => void (now += ms),
+    advance: (ms: number) => {
+      now += ms
+    },
     write: (l: string) => void lines.push(l),
   }
 }
