@@ -4,11 +4,12 @@
  * @module
  */
 import type { EngineReport } from '../core/engine/index.js'
+import type { Split } from '../core/split.js'
 import type { ObjectStore } from '../core/store/object-store.js'
 import type { DatasetInfo, EpochRecord, TrainMetrics } from '../core/train-documents.js'
 import type { TrainConfig } from './config.js'
 
-export type Split = 'train' | 'val' | 'test'
+export type { Split }
 
 export interface TrainItem {
   readonly name: string
