@@ -20,8 +20,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --width N              first-stage channels (64 = ResNet18; smaller for smoke tests)
   --dropout X            dropout before the heads (default 0)
   --gender-weight X      weight of the gender loss (default 3)
-  --ema D                average the weights with decay D for validation and export, e.g. 0.998 (default 0: off)
-  --age-loss L           l1 (regression head) | dldl (age distribution, DLDL-v2) (default l1)
+  --ema D                average the weights with decay D for validation and export, 0 turns it off (default 0.998)
+  --age-loss L           l1 (regression head) | dldl (age distribution, DLDL-v2) (default dldl)
   --no-augment           no flips, crops or colour jitter
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present

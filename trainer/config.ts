@@ -24,7 +24,7 @@ export const TrainConfig = z.object({
    * `l1`: a regression head trained on the L1 error. `dldl`: a distribution head over ages 0–116 trained with
    * DLDL-v2 (KL to a Gaussian label distribution, sigma 2 years, + L1 of its expectation).
    */
-  ageLoss: z.enum(['l1', 'dldl']).default('l1'),
+  ageLoss: z.enum(['l1', 'dldl']).default('dldl'),
   /**
    * Decay of an exponential moving average of the weights that validation, the best-epoch choice and the
    * exported model use (e.g. 0.998); 0 turns it off.
@@ -34,7 +34,7 @@ export const TrainConfig = z.object({
     .min(0)
     .max(0.99999)
     .refine((v) => v === 0 || v >= 0.5, 'ema decay must be 0 (off) or between 0.5 and 0.99999')
-    .default(0),
+    .default(0.998),
   /** Weight of the gender cross-entropy beside the L1 age loss (years). */
   genderWeight: z.coerce.number().min(0).default(3),
   augment: z
