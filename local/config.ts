@@ -20,8 +20,9 @@ export const DEFAULT_PREDICT_PORT = 8787
 export const DEFAULT_DATA_DIR = '.local'
 
 /**
- * The recipe of docs/results (64 px, gender loss weight 3, identical training images merged), sized so a UTKFace run
- * on a 2-core CPU ends within 2 hours (5 epochs ≈ 115 min at the ~14 images/s measured on one core);
+ * The recipe of docs/results (64 px, DLDL-v2 age head, weight average, gender loss weight 3, identical training images
+ * merged: the trainer's defaults), sized so a UTKFace run on a 2-core CPU ends within 2 hours (5 epochs ≈ 100–115 min
+ * at the 14–16 images/s measured on one core);
  * override with env or flags.
  */
 export const LOCAL_TRAIN_DEFAULTS: Readonly<Record<string, string>> = {
