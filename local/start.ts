@@ -33,7 +33,8 @@ Options (environment variable in brackets):
   --max-images N        train on at most N images, for quick runs [TRAIN_MAX_IMAGES]
   --learning-rate X     [TRAIN_LEARNING_RATE]
   --seed N              [TRAIN_SEED]
-  --age-loss L          l1 | dldl [TRAIN_AGE_LOSS]
+  --age-loss L          l1 | dldl | mean-variance [TRAIN_AGE_LOSS]
+  --gender-smoothing E  gender label smoothing [TRAIN_GENDER_SMOOTHING]
   --ema D               weight-average decay for validation and export, 0 = off [TRAIN_EMA]
   --pretrained SRC      torchvision ResNet18 model.safetensors: path, s3://bucket/key or https:// URL [TRAIN_PRETRAINED]
   --quality-gate MAE    promote runs with test age MAE at most this [QUALITY_GATE_MAX_AGE_MAE] (default 12)
@@ -53,6 +54,7 @@ const TRAIN_FLAGS: Record<string, keyof TrainEnv> = {
   pretrained: 'TRAIN_PRETRAINED',
   'age-loss': 'TRAIN_AGE_LOSS',
   ema: 'TRAIN_EMA',
+  'gender-smoothing': 'TRAIN_GENDER_SMOOTHING',
   'quality-gate': 'QUALITY_GATE_MAX_AGE_MAE',
   backend: 'AGEGENDER_BACKEND',
 }

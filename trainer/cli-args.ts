@@ -21,7 +21,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --dropout X            dropout before the heads (default 0)
   --gender-weight X      weight of the gender loss (default 3)
   --ema D                average the weights with decay D for validation and export, 0 turns it off (default 0.998)
-  --age-loss L           l1 (regression head) | dldl (age distribution, DLDL-v2) (default dldl)
+  --age-loss L           l1 (regression head) | dldl (age distribution, DLDL-v2) | mean-variance (same head) (default dldl)
+  --gender-smoothing E   gender label smoothing: targets label·(1-E) + E/2 (default 0)
   --no-augment           no flips, crops or colour jitter
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
@@ -59,6 +60,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       dropout: { type: 'string' },
       'gender-weight': { type: 'string' },
       'age-loss': { type: 'string' },
+      'gender-smoothing': { type: 'string' },
       ema: { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
       'no-dedupe': { type: 'boolean', default: false },
@@ -92,6 +94,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       ...pick('dropout', values.dropout),
       ...pick('genderWeight', values['gender-weight']),
       ...pick('ageLoss', values['age-loss']),
+      ...pick('genderSmoothing', values['gender-smoothing']),
       ...pick('ema', values.ema),
       augment: !values['no-augment'],
       dedupeTrain: !values['no-dedupe'],

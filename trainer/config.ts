@@ -22,9 +22,10 @@ export const TrainConfig = z.object({
   warmupFraction: z.coerce.number().min(0).max(0.5).default(0.03),
   /**
    * `l1`: a regression head trained on the L1 error. `dldl`: a distribution head over ages 0–116 trained with
-   * DLDL-v2 (KL to a Gaussian label distribution, sigma 2 years, + L1 of its expectation).
+   * DLDL-v2 (KL to a Gaussian label distribution, sigma 2 years, + L1 of its expectation). `mean-variance`: the
+   * same head trained with the mean-variance loss (Pan et al., 2018).
    */
-  ageLoss: z.enum(['l1', 'dldl']).default('dldl'),
+  ageLoss: z.enum(['l1', 'dldl', 'mean-variance']).default('dldl'),
   /**
    * Decay of an exponential moving average of the weights that validation, the best-epoch choice and the
    * exported model use (e.g. 0.998); 0 turns it off.
@@ -37,6 +38,8 @@ export const TrainConfig = z.object({
     .default(0.998),
   /** Weight of the gender cross-entropy beside the L1 age loss (years). */
   genderWeight: z.coerce.number().min(0).default(3),
+  /** Gender label smoothing ε: targets become label·(1 − ε) + ε/2. 0 turns it off. */
+  genderSmoothing: z.coerce.number().min(0).max(0.49).default(0),
   augment: z
     .preprocess((v) => (v === 'false' || v === '0' ? false : v === 'true' || v === '1' ? true : v), z.boolean())
     .default(true),
@@ -86,6 +89,7 @@ export const TRAIN_ENV = {
   workers: 'TRAIN_WORKERS',
   ageLoss: 'TRAIN_AGE_LOSS',
   ema: 'TRAIN_EMA',
+  genderSmoothing: 'TRAIN_GENDER_SMOOTHING',
   pretrained: 'TRAIN_PRETRAINED',
   pretrainedSha256: 'TRAIN_PRETRAINED_SHA256',
 } as const satisfies Partial<Record<keyof TrainConfig, `TRAIN_${string}`>>

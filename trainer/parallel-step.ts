@@ -22,7 +22,7 @@
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import { applyGradients } from '../core/engine/index.js'
-import { batchGradients, type StepLosses, type TrainStep } from './step.js'
+import { batchGradients, type LossSettings, type StepLosses, type TrainStep } from './step.js'
 
 /** Control words (Int32 indices) in the shared buffer. */
 const C = {
@@ -220,7 +220,7 @@ type Gradients = { variables: tf.Variable[]; grads: tf.NamedTensorMap; losses: t
 function shardGradients(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
-  genderWeight: number,
+  loss: LossSettings,
   n: number,
   inputs: () => [tf.Tensor, tf.Tensor, tf.Tensor]
 ): Gradients {
@@ -228,7 +228,7 @@ function shardGradients(
     return { variables: model.trainableWeights.map((w) => w.read() as tf.Variable), grads: {}, losses: tf.zeros([3]) }
   const [x, age, gender] = tf.tidy(inputs)
   try {
-    return batchGradients(model, optimizer, x as tf.Tensor4D, age as tf.Tensor1D, gender, genderWeight)
+    return batchGradients(model, optimizer, x as tf.Tensor4D, age as tf.Tensor1D, gender, loss)
   } finally {
     tf.dispose([x, age, gender])
   }
@@ -244,7 +244,7 @@ export interface ReplicaInit {
   readonly weights: Float32Array[]
   readonly adam: { learningRate: number; beta1: number; beta2: number; epsilon: number }
   readonly adamState: { iterations: number; moments: Float32Array[] } | null
-  readonly genderWeight: number
+  readonly loss: LossSettings
   readonly imageShape: number[]
 }
 
@@ -267,7 +267,7 @@ export type ParallelTrainStep = TrainStep & { close(): Promise<void> }
 export function createParallelTrainStep(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
-  genderWeight: number,
+  loss: LossSettings,
   replicas: number
 ): ParallelTrainStep {
   if (!Number.isInteger(replicas) || replicas < 2) throw new Error(`replicas must be an integer ≥ 2, got ${replicas}`)
@@ -306,7 +306,7 @@ export function createParallelTrainStep(
             moments: [...first, ...second].map((m) => m!.variable.dataSync() as Float32Array),
           }
         : null,
-      genderWeight,
+      loss,
       imageShape,
     }
     const entry = new URL('./replica-worker.mjs', import.meta.url)
@@ -359,7 +359,7 @@ export function createParallelTrainStep(
     Atomics.add(s.ctrl, C.GEN, 1)
     Atomics.notify(s.ctrl, C.GEN)
     const n0 = sizes[0]!
-    const result = shardGradients(model, optimizer, genderWeight, n0, () => [
+    const result = shardGradients(model, optimizer, loss, n0, () => [
       tf.slice(x, 0, n0),
       tf.slice(tf.reshape(age, [batch]), 0, n0),
       tf.slice(tf.reshape(gender, [batch]), 0, n0),
@@ -432,7 +432,7 @@ export async function runReplica(init: ReplicaInit): Promise<void> {
       const n = shardSizes(batch, init.layout.replicas)[init.k]!
       const input = shared.r.inputs[init.k]!
       ;(optimizer as unknown as AdamFields).learningRate = shared.learningRate
-      const result = shardGradients(model, optimizer, init.genderWeight, n, () => [
+      const result = shardGradients(model, optimizer, init.loss, n, () => [
         tf.tensor4d(shared.f32(input.x, n * init.layout.imageFloats).slice(), [n, ...init.imageShape] as [
           number,
           number,

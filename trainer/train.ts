@@ -176,7 +176,7 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
     dropout: config.dropout,
     seed: config.seed,
     width: config.width,
-    ageHead: config.ageLoss === 'dldl' ? 'distribution' : 'regression',
+    ageHead: config.ageLoss === 'l1' ? 'regression' : 'distribution',
   })
   if (config.pretrained) {
     const file = await readPretrained(config.pretrained, {
@@ -199,7 +199,12 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
     ? new LayerwiseAdam(config.learningRate, headVariableNames(model), config.backboneLearningRateScale)
     : null
   const optimizer = layerwise ?? tf.train.adam(config.learningRate)
-  const stepFn = createTrainStep(model, optimizer, { genderWeight: config.genderWeight, replicas: config.workers })
+  const stepFn = createTrainStep(model, optimizer, {
+    genderWeight: config.genderWeight,
+    genderSmoothing: config.genderSmoothing,
+    distributionLoss: config.ageLoss === 'mean-variance' ? 'mean-variance' : 'dldl',
+    replicas: config.workers,
+  })
   // validation, the best-epoch choice and the export see the averaged weights when --ema is on
   const average = config.ema > 0 ? new WeightAverage(model, config.ema) : null
   const withAverages = <T>(fn: () => Promise<T>): Promise<T> => (average ? average.withAverages(fn) : fn())
@@ -213,6 +218,7 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
         config.seed,
         config.ageLoss,
         config.ema,
+        config.genderSmoothing,
         data.counts,
       ])
     )

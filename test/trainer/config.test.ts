@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseTrainArgs, UsageError } from '../../trainer/cli-args.js'
-import { learningRateAt, parseTrainConfig } from '../../trainer/config.js'
+import { learningRateAt, parseTrainConfig, TRAIN_ENV } from '../../trainer/config.js'
 
 describe('training settings', () => {
   it('fills defaults and coerces strings from flags or the environment', () => {
@@ -12,6 +12,24 @@ describe('training settings', () => {
     expect(parseTrainArgs(['--data', 'd', '--out', 'o', '--workers', '2']).config).toMatchObject({ workers: '2' })
     expect(parseTrainConfig({ workers: '3' } as never).workers).toBe(3)
     expect(() => parseTrainConfig({ workers: 0 })).toThrow(/workers/)
+  })
+
+  it('takes the age loss and gender label smoothing from flags or TRAIN_AGE_LOSS / TRAIN_GENDER_SMOOTHING', () => {
+    const args = parseTrainArgs([
+      '--data',
+      'd',
+      '--out',
+      'o',
+      '--age-loss',
+      'mean-variance',
+      '--gender-smoothing',
+      '0.1',
+    ])
+    expect(parseTrainConfig(args.config)).toMatchObject({ ageLoss: 'mean-variance', genderSmoothing: 0.1 })
+    expect(parseTrainConfig({})).toMatchObject({ ageLoss: 'dldl', genderSmoothing: 0 })
+    expect(TRAIN_ENV.genderSmoothing).toBe('TRAIN_GENDER_SMOOTHING')
+    expect(() => parseTrainConfig({ genderSmoothing: 0.5 })).toThrow(/genderSmoothing/)
+    expect(() => parseTrainConfig({ ageLoss: 'kl' } as never)).toThrow(/ageLoss/)
   })
 
   it('rejects bad values naming the setting', () => {

@@ -8,7 +8,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { applyGradients, initEngine } from '../../core/engine/index.js'
 import { createModel } from '../../core/model.js'
 import { shardSizes, type ParallelTrainStep } from '../../trainer/parallel-step.js'
-import { batchGradients, createTrainStep, type StepLosses } from '../../trainer/step.js'
+import {
+  batchGradients,
+  createTrainStep,
+  lossSettings,
+  type StepLosses,
+  type TrainStepOptions,
+} from '../../trainer/step.js'
 
 const SIZE = 32
 const model = () => createModel({ inputSize: SIZE, seed: 3, width: 8 })
@@ -32,10 +38,10 @@ function batch(n: number, seed: number) {
 
 const weightsOf = (m: tf.LayersModel) => m.weights.map((w) => w.read().dataSync().slice() as Float32Array)
 
-function train(replicas: number, batches: Array<ReturnType<typeof batch>>) {
+function train(replicas: number, batches: Array<ReturnType<typeof batch>>, loss: TrainStepOptions = {}) {
   const m = model()
   const optimizer = tf.train.adam(1e-3)
-  const step = createTrainStep(m, optimizer, { replicas })
+  const step = createTrainStep(m, optimizer, { ...loss, replicas })
   if (replicas > 1) open.push(step as ParallelTrainStep)
   const losses: StepLosses[] = batches.map((b) => step(b.x, b.age, b.gender))
   return { m, optimizer, step, losses, weights: weightsOf(m) }
@@ -49,13 +55,22 @@ it('splits a batch into shards differing by at most one row', () => {
 
 it('equals one thread computing each shard and averaging in replica order', async () => {
   const b = batch(6, 11)
-  const parallel = train(2, [b])
+  // non-default loss settings, so a worker that ignored them would disagree
+  const loss = { genderWeight: 3, genderSmoothing: 0.1 }
+  const parallel = train(2, [b], loss)
   // The reference: two identical models, one per shard, on this thread.
   const [a, c] = [model(), model()]
   const optimizer = tf.train.adam(1e-3)
   const sizes = shardSizes(6, 2)
   const shard = (m: tf.LayersModel, from: number, n: number) =>
-    batchGradients(m, optimizer, tf.slice(b.x, from, n), tf.slice(b.age, from, n), tf.slice(b.gender, from, n), 1)
+    batchGradients(
+      m,
+      optimizer,
+      tf.slice(b.x, from, n),
+      tf.slice(b.age, from, n),
+      tf.slice(b.gender, from, n),
+      lossSettings(loss)
+    )
   const g0 = shard(a, 0, sizes[0]!)
   const g1 = shard(c, sizes[0]!, sizes[1]!)
   const scaled = (values: Float32Array, n: number) => Float32Array.from(values, (v) => v * (n / 6))

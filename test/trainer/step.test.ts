@@ -3,7 +3,14 @@ import * as tf from '@tensorflow/tfjs'
 import { beforeAll, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
 import { AGE_BINS, createModel } from '../../core/model.js'
-import { createTrainStep, createTrainStepTensors, LABEL_SIGMA, labelDistributionLoss } from '../../trainer/step.js'
+import {
+  createTrainStep,
+  createTrainStepTensors,
+  LABEL_SIGMA,
+  labelDistributionLoss,
+  MEAN_VARIANCE_WEIGHTS,
+  meanVarianceLoss,
+} from '../../trainer/step.js'
 
 beforeAll(async () => {
   await initEngine({ backend: 'wasm' })
@@ -71,6 +78,10 @@ it('rejects labels that do not match the batch', () => {
   const tensors = tf.memory().numTensors
   expect(() => step(x, twoAges, gender)).toThrow(/batch of 4 images has 2 ages/)
   expect(() => createTrainStep(model, optimizer, { genderWeight: -1 })).toThrow(/genderWeight/)
+  expect(() => createTrainStep(model, optimizer, { genderSmoothing: 0.5 })).toThrow(/genderSmoothing/)
+  expect(() => createTrainStep(model, optimizer, { genderSmoothing: -0.1 })).toThrow(/genderSmoothing/)
+  // @ts-expect-error: an unknown loss name, as an untyped caller could pass
+  expect(() => createTrainStep(model, optimizer, { distributionLoss: 'kl' })).toThrow(/distributionLoss/)
   expect(tf.memory().numTensors).toBe(tensors)
   tf.dispose([x, age, gender, twoAges])
   model.dispose()
@@ -125,4 +136,57 @@ it('computes the label-distribution KL: zero when the prediction is the label di
   // KL between Gaussians of equal sigma: (Δ²) / (2σ²) = 36 / 8
   expect(kl(shifted)).toBeCloseTo(36 / (2 * LABEL_SIGMA ** 2), 2)
   tf.dispose([target, bins, exact, shifted])
+})
+
+it('smooths gender labels: the objective is linear in ε, the reported cross-entropy is the plain one', () => {
+  const model = createModel({ inputSize: 32, width: 4, seed: 2, ageBias: 35 })
+  // a zero learning rate keeps the weights, so the three steps see the same predictions
+  const optimizer = tf.train.sgd(0)
+  const { x, age, gender } = batch(8)
+  const at = (genderSmoothing: number) =>
+    createTrainStep(model, optimizer, { genderWeight: 2, genderSmoothing })(x, age, gender)
+  const [plain, some, more] = [at(0), at(0.2), at(0.4)]
+  expect(some.genderLoss).toBeCloseTo(plain.genderLoss, 5)
+  expect(more.genderLoss).toBeCloseTo(plain.genderLoss, 5)
+  expect(some.ageLoss).toBeCloseTo(plain.ageLoss, 5)
+  // (1 − ε)·BCE(label) + ε·BCE(½): the change from ε = 0 doubles with ε, and is not zero
+  expect(Math.abs(some.loss - plain.loss)).toBeGreaterThan(1e-4)
+  expect(more.loss - plain.loss).toBeCloseTo(2 * (some.loss - plain.loss), 4)
+  tf.dispose([x, age, gender])
+  model.dispose()
+})
+
+it('computes the mean-variance loss: cross-entropy + λ1·½(mean − age)² + λ2·variance', () => {
+  const bins = Array.from({ length: AGE_BINS }, (_, i) => i)
+  // half the mass at 29, half at 31: mean 30, variance 1
+  const twoPeaks = tf.tensor2d([bins.map((b) => (b === 29 || b === 31 ? 0 : -1e4))])
+  const at31 = tf.tensor2d([[31]])
+  const expected = Math.log(2) + MEAN_VARIANCE_WEIGHTS.mean * 0.5 + MEAN_VARIANCE_WEIGHTS.variance * 1
+  expect(meanVarianceLoss(twoPeaks, at31).dataSync()[0]).toBeCloseTo(expected, 4)
+  // a point mass on the label costs nothing; the label rounds to the nearest year for the cross-entropy
+  const point = tf.tensor2d([bins.map((b) => (b === 30 ? 0 : -1e4))])
+  expect(meanVarianceLoss(point, tf.tensor2d([[30]])).dataSync()[0]).toBeCloseTo(0, 4)
+  expect(meanVarianceLoss(point, tf.tensor2d([[30.2]])).dataSync()[0]).toBeCloseTo(MEAN_VARIANCE_WEIGHTS.mean * 0.02, 4)
+  tf.dispose([twoPeaks, at31, point])
+})
+
+it('trains a distribution head with the mean-variance loss instead of DLDL-v2', () => {
+  const make = () => createModel({ inputSize: 32, width: 4, seed: 3, ageBias: 35, ageHead: 'distribution' })
+  const { x, age, gender } = batch(8)
+  const [dldl, mv] = [make(), make()]
+  const firstDldl = createTrainStep(dldl, tf.train.sgd(0), { genderWeight: 2 })(x, age, gender)
+  const optimizer = tf.train.adam(0.01)
+  const step = createTrainStep(mv, optimizer, { genderWeight: 2, distributionLoss: 'mean-variance' })
+  const first = step(x, age, gender)
+  // same model, same batch, same L1 and gender figures: only the age objective differs
+  expect(first.ageLoss).toBeCloseTo(firstDldl.ageLoss, 4)
+  expect(Math.abs(first.loss - firstDldl.loss)).toBeGreaterThan(0.01)
+  let last = first
+  for (let i = 0; i < 15; i++) last = step(x, age, gender)
+  expect(last.loss).toBeLessThan(first.loss)
+  expect(last.ageLoss).toBeLessThan(first.ageLoss)
+  tf.dispose([x, age, gender])
+  dldl.dispose()
+  mv.dispose()
+  optimizer.dispose()
 })
