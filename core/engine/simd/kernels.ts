@@ -699,6 +699,14 @@ export function setSimdFmaEnabled(on: boolean): void {
   fmaEnabled = on
 }
 
+/**
+ * The switch of {@link setSimdFmaEnabled} (not whether FMA runs: see {@link simdFmaOffReason}). The switch is
+ * per thread: the data-parallel step passes it on to its worker replicas.
+ */
+export function simdFmaSwitch(): boolean {
+  return fmaEnabled
+}
+
 /** Why the SIMD kernels run without FMA right now, or null when they use `f32x4.relaxed_madd`. */
 export function simdFmaOffReason(): string | null {
   const kernels = simdKernelsOffReason()
