@@ -693,7 +693,8 @@ export function simdKernelsOffReason(): string | null {
 /**
  * Makes the SIMD kernels use plain `f32x4.mul` + `f32x4.add` even where the runtime has relaxed SIMD (`false`),
  * or FMA again where it has (`true`, the default). For tests and for diagnosing a suspected FMA difference;
- * takes effect on the next kernel call. Production code never calls it.
+ * takes effect on the next kernel call. Production code never turns it off (the data-parallel step only copies
+ * the main thread's switch to its workers).
  */
 export function setSimdFmaEnabled(on: boolean): void {
   fmaEnabled = on
