@@ -6,6 +6,7 @@
  *
  *   tsx bench/train.ts [--sizes 64,128] [--batch 32] [--warmup 2] [--steps 3] [--repeats 3]
  *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--workers N] [--profile] [--no-peer]
+ *                      [--no-fma]
  *
  * Each repeat times `steps` steps; the median repeat is reported. Besides wall-clock images/s it prints
  * images per CPU-second of this process (all its threads, `process.cpuUsage`): on a machine shared with other
@@ -13,6 +14,8 @@
  * `--workers N` runs the data-parallel step (`trainer/parallel-step.ts`) with N replicas: its wall-clock gain
  * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). `--profile` adds the ten
  * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
+ * `--no-fma` makes the wasm SIMD kernels use plain mul + add where the runtime has relaxed SIMD's fused
+ * multiply-add (Node 22+), to time FMA against it: two runs with and without, back to back on the same machine.
  * @module
  */
 import { spawnSync } from 'node:child_process'
@@ -22,6 +25,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs'
 import { BACKEND_CHOICES, type BackendChoice, initEngine } from '../core/engine/index.js'
+import { setSimdFmaEnabled } from '../core/engine/simd/kernels.js'
 import { createModel } from '../core/model.js'
 import { createTrainStep } from '../trainer/step.js'
 
@@ -40,6 +44,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     'no-peer': { type: 'boolean', default: false },
+    'no-fma': { type: 'boolean', default: false },
   },
 })
 
@@ -147,8 +152,11 @@ function peer(size: number): { imagesPerSecond: number } | { missing: string } {
   return { imagesPerSecond: Number(match[1]) }
 }
 
+if (args['no-fma']) setSimdFmaEnabled(false)
 const engine = await initEngine({ backend: backendChoice })
 console.log(`backend: ${engine.description}`)
+const fma = engine.report.features['simd-fma']
+if (fma) console.log(`FMA ${fma.on ? 'on' : 'off'}: ${fma.detail}`)
 console.log(
   `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
     `${os.cpus().length} CPUs, load average ${os

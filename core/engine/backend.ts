@@ -22,7 +22,7 @@ import { activateBackend, climb, firstLine } from './ladder.js'
 import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { installNodeUtilShim } from './node-compat.js'
 import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
-import { runtimeHasRelaxedSimd, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
+import { simdFmaOffReason, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
 import { asWasm, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 
@@ -177,6 +177,7 @@ async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
   const features: Record<string, EngineFeature> = {
     'training-kernels': on(`${Object.keys(WASM_TRAINING_KERNELS).join(', ')} registered for wasm`),
     'simd-kernels': simdFeature(),
+    'simd-fma': fmaFeature(),
     'lazy-conv-gradients': installLazyConvGradients(),
     'fused-batch-norm': installFusedBatchNorm(),
     'fused-adam': checkFusedAdam(),
@@ -213,9 +214,15 @@ function simdFeature(): EngineFeature {
     )
   }
   simd(backend) // throws when the module is broken
-  const relaxed = runtimeHasRelaxedSimd()
-  return on(
-    `adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply (${simdKernelModule().length} bytes)` +
-      (relaxed ? '; runtime has relaxed SIMD' : '; runtime has no relaxed SIMD')
-  )
+  return on(`adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply (${simdKernelModule().length} bytes)`)
+}
+
+/**
+ * Whether the SIMD kernels use relaxed SIMD's fused multiply-add: on where the runtime has it (Node 22+),
+ * off where it lacks it or a test or diagnosis turned it off (`setSimdFmaEnabled`). Read after
+ * {@link simdFeature}, which has already instantiated (so validated) the variant in use.
+ */
+function fmaFeature(): EngineFeature {
+  const reason = simdFmaOffReason()
+  return reason ? off(reason) : on('runtime has relaxed SIMD: f32x4.relaxed_madd in BatchNorm gradient kernels')
 }

@@ -9,7 +9,8 @@
  *   the fused BatchNorm gradient (`wasm-memory.ts`, on the heap directly).
  * - `simd/`: a small wasm SIMD module assembled at start (Adam, transpose, row copies, max-pool gradient,
  *   BatchNorm gradient passes) over the backend's heap; JS loops where the runtime has no SIMD, an error where
- *   the module is broken.
+ *   the module is broken. Where the runtime has relaxed SIMD (Node 22+) the BatchNorm gradient passes use its
+ *   fused multiply-add (`simd-fma` in the report).
  * - patches of tfjs internals, installed only with wasm and inert on other backends: `tf.fused.conv2d`
  *   (`lazy-conv-grad.ts`), `BatchNormalization.prototype.call` (`batch-norm.ts`), Adam's private state
  *   (`fused-adam.ts`: fused update, `setLearningRate`).

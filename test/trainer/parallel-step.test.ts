@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { applyGradients, initEngine } from '../../core/engine/index.js'
+import { runtimeHasRelaxedSimd, setSimdFmaEnabled } from '../../core/engine/simd/kernels.js'
 import { createModel } from '../../core/model.js'
 import { shardSizes, type ParallelTrainStep } from '../../trainer/parallel-step.js'
 import {
@@ -53,7 +54,22 @@ it('splits a batch into shards differing by at most one row', () => {
   expect(shardSizes(1, 2)).toEqual([1, 0])
 })
 
-it('equals one thread computing each shard and averaging in replica order', async () => {
+// Forced off, the FMA switch must reach the workers (module state is per thread): a replica still using FMA
+// rounds its BatchNorm gradient differently, and the weights are then not bit-identical to the one-thread run.
+it.for([
+  ['', true],
+  [', FMA forced off in every replica', false],
+] as const)('equals one thread computing each shard and averaging in replica order%s', ([, fma], ctx) => {
+  ctx.skip(!fma && !runtimeHasRelaxedSimd(), 'this runtime lacks relaxed SIMD (Node 22+ has it): no FMA to turn off')
+  setSimdFmaEnabled(fma)
+  try {
+    equalsOneThread()
+  } finally {
+    setSimdFmaEnabled(true)
+  }
+})
+
+function equalsOneThread() {
   const b = batch(6, 11)
   // non-default loss settings, so a worker that ignored them would disagree
   const loss = { genderWeight: 3, genderSmoothing: 0.1 }
@@ -101,7 +117,7 @@ it('equals one thread computing each shard and averaging in replica order', asyn
   const loss0 = g0.losses.dataSync()[0]!
   const loss1 = g1.losses.dataSync()[0]!
   expect(parallel.losses[0]!.loss).toBeCloseTo((loss0 * sizes[0]! + loss1 * sizes[1]!) / 6, 5)
-})
+}
 
 it('is deterministic for a seed and replica count, and copes with batches smaller than the replica count', async () => {
   const batches = [batch(5, 21), batch(5, 22), batch(2, 23)]

@@ -56,6 +56,8 @@ const SIMD = {
   f32x4mul: 0xe6,
   f32x4div: 0xe7,
   i32x4add: 0xae,
+  /** Relaxed SIMD (Node 22+ / V8 11.4+): `a * b + c`, fused or not as the hardware has it. */
+  f32x4relaxedMadd: 0x105,
 } as const
 
 export class Code {
@@ -208,6 +210,14 @@ export class Code {
   }
   i32x4Add() {
     return this.simd(SIMD.i32x4add)
+  }
+  /**
+   * `a * b + c` on (a, b, c) from the stack: one rounding where the CPU has FMA (x86 FMA3, Arm NEON), two
+   * (a mul then an add) where it does not; relaxed SIMD lets the runtime pick. Only a module for a runtime
+   * with relaxed SIMD may use it (it does not validate elsewhere).
+   */
+  f32x4RelaxedMadd() {
+    return this.simd(SIMD.f32x4relaxedMadd)
   }
   bitselect() {
     return this.simd(SIMD.bitselect)

@@ -3,8 +3,17 @@
  * tensors are addressed by their `memoryOffset` with no copies):
  *
  * - `adam`: Adam's whole update in one pass, f32 lanes, the same operations in the same order as
- *   `tf.train.adam` (so the same float32 roundings): ~10x the JS loop, which is bound by scalar sqrt/div.
+ *   `tf.train.adam` (so the same float32 roundings, hence never FMA): ~10x the JS loop, which is bound by
+ *   scalar sqrt/div.
  * - `transpose`: strided 2D transpose in 4x4 register blocks, for the convolution kernels' re-layouts.
+ * - `copyRows`: strided row copies, 16 bytes at a time, for the convolution kernels' chunks and scatters.
+ * - `maxPoolGrad`: the max-pool gradient, NHWC, 4 channels per lane group (first maximum wins, as on cpu).
+ * - `bnGradSums`, `bnGradApply`: the BatchNorm training gradient's two passes (channel sums, then dx).
+ *
+ * The module comes in two variants: where the runtime has relaxed SIMD (Node 22+) the BatchNorm gradient
+ * kernels use `f32x4.relaxed_madd` (a fused multiply-add on CPUs with FMA), elsewhere plain `f32x4.mul` +
+ * `f32x4.add`; {@link setSimdFmaEnabled} forces the plain one. The other kernels have no multiply-add to fuse
+ * (adam's is kept unfused on purpose, see above).
  *
  * Pointers are byte offsets into the heap; strides and sizes count float32 elements.
  * @module
@@ -66,6 +75,11 @@ function locals(first: number, names: Record<string, typeof I32 | typeof F32 | t
   return { index, types: Object.values(names) as Array<typeof I32 | typeof F32 | typeof V128> }
 }
 
+/**
+ * No FMA here, on purpose, even where the runtime has relaxed SIMD: this kernel performs `tf.train.adam`'s
+ * exact operations (separate mul and add, each rounded to float32) so its results match the stock optimizer
+ * bit for bit; a fused multiply-add rounds once and would drift from it.
+ */
 function adamBody() {
   // params 0-7: g m v w mOut vOut wOut n ; 8-15: b1 c1 b2 c2 d1 d2 step eps
   const P = {
@@ -444,9 +458,10 @@ function maxPoolGradBody() {
 /**
  * Per-channel sums for the BatchNorm gradient over `rows` rows of `c` channels (c a multiple of 4):
  * `scratch[0:c] = sum(dy)`, `scratch[c:2c] = sum(dy * (x - mean))`. Rows are summed in blocks of 16 into
- * `scratch[2c:4c]` first, so float32 error grows with 16 + rows/16 rather than with rows.
+ * `scratch[2c:4c]` first, so float32 error grows with 16 + rows/16 rather than with rows. With `fma` the
+ * `dy * (x - mean)` accumulation is one `f32x4.relaxed_madd` (relaxed SIMD only).
  */
-function bnGradSumsBody() {
+function bnGradSumsBody(fma: boolean) {
   const P = { dy: 0, x: 1, mean: 2, rows: 3, c: 4, scratch: 5 }
   const L = locals(6, { r: I32, g: I32, end: I32, block: I32, bytes: I32, row: I32, v: V128 })
   const l = L.index as Record<string, number>
@@ -497,10 +512,17 @@ function bnGradSumsBody() {
           c.get(P.dy).get(row).add().get(g).add().v128Load().set(v)
           blk1()
           blk1().v128Load().get(v).f32x4Add().v128Store()
+          // block2 += (x - mean) * dy
           blk2()
-          blk2().v128Load()
-          c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
-          c.get(v).f32x4Mul().f32x4Add().v128Store()
+          if (fma) {
+            c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
+            c.get(v)
+            blk2().v128Load().f32x4RelaxedMadd().v128Store()
+          } else {
+            blk2().v128Load()
+            c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
+            c.get(v).f32x4Mul().f32x4Add().v128Store()
+          }
           c.get(g).i32(16).add().set(g)
           c.i32(1).continueIf()
         })
@@ -527,8 +549,11 @@ function bnGradSumsBody() {
   return { name: 'bnGradSums', params: new Array(6).fill(I32), locals: L.types, body }
 }
 
-/** `dx = dy * a + (x - mean) * b + k` per channel; `coef` holds mean, a, b, k (c floats each). */
-function bnGradApplyBody() {
+/**
+ * `dx = dy * a + (x - mean) * b + k` per channel; `coef` holds mean, a, b, k (c floats each). With `fma` it
+ * is `relaxed_madd(dy, a, relaxed_madd(x - mean, b, k))` (relaxed SIMD only).
+ */
+function bnGradApplyBody(fma: boolean) {
   const P = { dy: 0, x: 1, dx: 2, rows: 3, c: 4, coef: 5 }
   const L = locals(6, { r: I32, g: I32, bytes: I32, row: I32 })
   const l = L.index as Record<string, number>
@@ -545,11 +570,19 @@ function bnGradApplyBody() {
         c.get(g).get(bytes).geS().breakIf()
         c.get(P.dx).get(row).add().get(g).add()
         c.get(P.dy).get(row).add().get(g).add().v128Load()
-        coef(1).f32x4Mul()
-        c.get(P.x).get(row).add().get(g).add().v128Load()
-        coef(0).f32x4Sub()
-        coef(2).f32x4Mul().f32x4Add()
-        coef(3).f32x4Add().v128Store()
+        coef(1)
+        if (fma) {
+          c.get(P.x).get(row).add().get(g).add().v128Load()
+          coef(0).f32x4Sub()
+          coef(2)
+          coef(3).f32x4RelaxedMadd().f32x4RelaxedMadd().v128Store()
+        } else {
+          c.f32x4Mul()
+          c.get(P.x).get(row).add().get(g).add().v128Load()
+          coef(0).f32x4Sub()
+          coef(2).f32x4Mul().f32x4Add()
+          coef(3).f32x4Add().v128Store()
+        }
         c.get(g).i32(16).add().set(g)
         c.i32(1).continueIf()
       })
@@ -603,7 +636,8 @@ interface WebAssemblyApi {
 /** A `WebAssembly.Memory`. */
 export type WasmMemory = { readonly buffer: ArrayBuffer }
 
-const cache = new WeakMap<WasmMemory, SimdKernels>()
+/** Instances per memory, one per module variant (FMA or not). */
+const cache = new WeakMap<WasmMemory, { fma?: SimdKernels; plain?: SimdKernels }>()
 
 // Feature probes (as in the wasm-feature-detect project): the smallest modules using one SIMD instruction.
 // i32.const 0; i8x16.splat; i8x16.popcnt
@@ -616,7 +650,7 @@ const RELAXED_SIMD_PROBE = [
   253, 128, 2, 11,
 ]
 
-function validates(bytes: number[]): boolean {
+function validates(bytes: readonly number[]): boolean {
   const api = (globalThis as unknown as { WebAssembly?: { validate(bytes: Uint8Array): boolean } }).WebAssembly
   try {
     return api?.validate(new Uint8Array(bytes)) ?? false
@@ -625,12 +659,21 @@ function validates(bytes: number[]): boolean {
   }
 }
 
+/** A probe's answer, computed once: the runtime does not change, and kernels ask on every call. */
+const probe = (bytes: readonly number[]) => {
+  let answer: boolean | undefined
+  return (): boolean => {
+    answer ??= validates(bytes)
+    return answer
+  }
+}
 /** Whether this runtime's WebAssembly has 128-bit SIMD (Node 16.4+ does). */
-export const runtimeHasSimd = (): boolean => validates(SIMD_PROBE)
+export const runtimeHasSimd: () => boolean = probe(SIMD_PROBE)
 /** Whether this runtime's WebAssembly has relaxed SIMD (fused multiply-add and friends; Node 22+ / V8 11.4+). */
-export const runtimeHasRelaxedSimd = (): boolean => validates(RELAXED_SIMD_PROBE)
+export const runtimeHasRelaxedSimd: () => boolean = probe(RELAXED_SIMD_PROBE)
 
 let enabled = true
+let fmaEnabled = true
 
 /**
  * Turns the SIMD kernels off (every caller then runs its JS loop) or back on. For tests of the JS fallbacks
@@ -647,31 +690,79 @@ export function simdKernelsOffReason(): string | null {
   return null
 }
 
-/** The module's bytes; exported so a test can validate them without a heap. */
-export function simdKernelModule(): Uint8Array {
-  return assemble([adamBody(), transposeBody(), copyRowsBody(), maxPoolGradBody(), bnGradSumsBody(), bnGradApplyBody()])
+/**
+ * Makes the SIMD kernels use plain `f32x4.mul` + `f32x4.add` even where the runtime has relaxed SIMD (`false`),
+ * or FMA again where it has (`true`, the default). For tests and for diagnosing a suspected FMA difference;
+ * takes effect on the next kernel call. Production code never turns it off (the data-parallel step only copies
+ * the main thread's switch to its workers).
+ */
+export function setSimdFmaEnabled(on: boolean): void {
+  fmaEnabled = on
 }
 
 /**
- * The kernels instantiated over `memory` (once per memory), or null where this runtime has no wasm SIMD or
- * they were turned off (the callers then use their JS loops).
+ * The switch of {@link setSimdFmaEnabled} (not whether FMA runs: see {@link simdFmaOffReason}). The switch is
+ * per thread: the data-parallel step passes it on to its worker replicas.
+ */
+export function simdFmaSwitch(): boolean {
+  return fmaEnabled
+}
+
+/** Why the SIMD kernels run without FMA right now, or null when they use `f32x4.relaxed_madd`. */
+export function simdFmaOffReason(): string | null {
+  const kernels = simdKernelsOffReason()
+  if (kernels !== null) return `no SIMD kernels: ${kernels}`
+  if (!fmaEnabled) return 'turned off (setSimdFmaEnabled(false)): plain f32x4 mul + add'
+  if (!runtimeHasRelaxedSimd()) {
+    return 'this runtime lacks relaxed SIMD (Node 22+ has it): plain f32x4 mul + add'
+  }
+  return null
+}
+
+/**
+ * The module's bytes; exported so a test can validate them without a heap. `fma`: the variant whose BatchNorm
+ * gradient kernels use `f32x4.relaxed_madd`, which validates only where the runtime has relaxed SIMD.
+ * @param fma default: whether FMA is on now ({@link simdFmaOffReason} is null)
+ */
+export function simdKernelModule(fma = simdFmaOffReason() === null): Uint8Array {
+  return assemble([
+    adamBody(),
+    transposeBody(),
+    copyRowsBody(),
+    maxPoolGradBody(),
+    bnGradSumsBody(fma),
+    bnGradApplyBody(fma),
+  ])
+}
+
+/**
+ * The kernels instantiated over `memory` (once per memory and variant), or null where this runtime has no
+ * wasm SIMD or they were turned off (the callers then use their JS loops). The variant uses FMA where the
+ * runtime has relaxed SIMD, unless {@link setSimdFmaEnabled} turned it off.
  *
  * @throws when the runtime has SIMD but this module does not compile or instantiate: that is a bug here
  *   (a wrong opcode, a bad stack), not a property of the machine, and must not hide behind a 10x slower path.
  */
 export function simdKernels(memory: WasmMemory): SimdKernels | null {
   if (simdKernelsOffReason() !== null) return null
-  const known = cache.get(memory)
+  const fma = simdFmaOffReason() === null
+  const variant = fma ? 'fma' : 'plain'
+  let instances = cache.get(memory)
+  const known = instances?.[variant]
   if (known) return known
   let kernels: SimdKernels
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    kernels = new api.Instance(new api.Module(simdKernelModule()), { env: { memory } }).exports as SimdKernels
+    kernels = new api.Instance(new api.Module(simdKernelModule(fma)), { env: { memory } }).exports as SimdKernels
   } catch (error) {
     throw new Error(
-      `the engine's SIMD kernel module is broken on a runtime that has SIMD: ${error instanceof Error ? error.message : String(error)}`
+      `the engine's SIMD kernel module is broken on a runtime that has SIMD${fma ? ' (FMA variant, relaxed SIMD)' : ''}: ${error instanceof Error ? error.message : String(error)}`
     )
   }
-  cache.set(memory, kernels)
+  if (!instances) {
+    instances = {}
+    cache.set(memory, instances)
+  }
+  instances[variant] = kernels
   return kernels
 }

@@ -1,12 +1,13 @@
 /**
  * The fused BatchNorm training op against tfjs's own moments + batchNorm with autodiff (what tfjs-layers
- * does), on the cpu backend and on wasm (SIMD kernel for channels % 4 == 0, JS otherwise).
+ * does), on the cpu backend and on wasm (SIMD kernel for channels % 4 == 0, JS otherwise). The SIMD kernels
+ * use relaxed SIMD's FMA where the runtime has it (Node 22+); the layer case also runs with FMA forced off.
  */
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../../core/engine/index.js'
 import { batchNormTraining, stockBatchNormCall } from '../../../core/engine/batch-norm.js'
-import { setSimdKernelsEnabled } from '../../../core/engine/simd/kernels.js'
+import { setSimdFmaEnabled, setSimdKernelsEnabled } from '../../../core/engine/simd/kernels.js'
 
 beforeAll(async () => {
   await initEngine({ backend: 'wasm' })
@@ -94,11 +95,18 @@ describe('batchNormTraining', () => {
 })
 
 describe.each([
-  ['SIMD kernels', true],
-  ['JS loops (SIMD forced off)', false],
-] as const)('patched BatchNormalization layer, %s', (_, simdOn) => {
-  beforeAll(() => setSimdKernelsEnabled(simdOn))
-  afterAll(() => setSimdKernelsEnabled(true))
+  ['SIMD kernels', true, true],
+  ['SIMD kernels, FMA forced off', true, false],
+  ['JS loops (SIMD forced off)', false, true],
+] as const)('patched BatchNormalization layer, %s', (_, simdOn, fmaOn) => {
+  beforeAll(() => {
+    setSimdKernelsEnabled(simdOn)
+    setSimdFmaEnabled(fmaOn)
+  })
+  afterAll(() => {
+    setSimdKernelsEnabled(true)
+    setSimdFmaEnabled(true)
+  })
 
   it('trains like the stock layer (output, gradients, moving statistics) and infers unchanged', async () => {
     const shape = [4, 3, 3, 8]
