@@ -7,16 +7,9 @@
  */
 import { relative } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BACKEND_CHOICES } from '../core/engine/index.js'
-import {
-  DEFAULT_DATA_DIR,
-  DEFAULT_PREDICT_PORT,
-  DEFAULT_S3_PORT,
-  LOCAL_TRAIN_DEFAULTS,
-  trainEnvFrom,
-  type TrainEnv,
-} from './config.js'
+import { DEFAULT_DATA_DIR, DEFAULT_PREDICT_PORT, DEFAULT_S3_PORT, trainEnvFrom, type TrainEnv } from './config.js'
 import { ENV_FILE, startLocalSystem, type LocalSystem } from './system.js'
+import { TRAIN_FLAGS, trainFlagUsage } from './train-flags.js'
 
 const USAGE = `Usage: npm start -- [options]
 
@@ -26,38 +19,10 @@ Options (environment variable in brackets):
   --data-dir DIR        where the bucket's objects live [AGEGENDER_DATA_DIR] (default ${DEFAULT_DATA_DIR})
   --s3-port N           embedded S3 port, 0 = any free one [AGEGENDER_S3_PORT] (default ${DEFAULT_S3_PORT})
   --predict-port N      predict API port [AGEGENDER_PREDICT_PORT] (default ${DEFAULT_PREDICT_PORT})
-  --epochs N            [TRAIN_EPOCHS] (default ${LOCAL_TRAIN_DEFAULTS.TRAIN_EPOCHS})
-  --image-size N        [TRAIN_IMAGE_SIZE] (default 64; a multiple of 32)
-  --batch-size N        [TRAIN_BATCH_SIZE]
-  --width N             first-stage channels, 64 = ResNet18 [TRAIN_WIDTH]
-  --max-images N        train on at most N images, for quick runs [TRAIN_MAX_IMAGES]
-  --learning-rate X     [TRAIN_LEARNING_RATE]
-  --seed N              [TRAIN_SEED]
-  --age-loss L          l1 | dldl | mean-variance [TRAIN_AGE_LOSS]
-  --gender-smoothing E  gender label smoothing [TRAIN_GENDER_SMOOTHING]
-  --ema D               weight-average decay for validation and export, 0 = off [TRAIN_EMA]
-  --pretrained SRC      torchvision ResNet18 model.safetensors: path, s3://bucket/key or https:// URL [TRAIN_PRETRAINED]
-  --quality-gate MAE    promote runs with test age MAE at most this [QUALITY_GATE_MAX_AGE_MAE] (default 12)
-  --backend NAME        TensorFlow.js backend: ${BACKEND_CHOICES.join(', ')} [AGEGENDER_BACKEND] (default auto)
+${trainFlagUsage()}
   --refresh-seconds N   how often the predict API looks for a new model [AGEGENDER_REFRESH_SECONDS] (default 5)
   --stop-grace N        seconds a job gets to stop on Ctrl-C before it is killed [AGEGENDER_STOP_GRACE] (default 15)
   -h, --help`
-
-const TRAIN_FLAGS: Record<string, keyof TrainEnv> = {
-  epochs: 'TRAIN_EPOCHS',
-  'image-size': 'TRAIN_IMAGE_SIZE',
-  'batch-size': 'TRAIN_BATCH_SIZE',
-  width: 'TRAIN_WIDTH',
-  'max-images': 'TRAIN_MAX_IMAGES',
-  'learning-rate': 'TRAIN_LEARNING_RATE',
-  seed: 'TRAIN_SEED',
-  pretrained: 'TRAIN_PRETRAINED',
-  'age-loss': 'TRAIN_AGE_LOSS',
-  ema: 'TRAIN_EMA',
-  'gender-smoothing': 'TRAIN_GENDER_SMOOTHING',
-  'quality-gate': 'QUALITY_GATE_MAX_AGE_MAE',
-  backend: 'AGEGENDER_BACKEND',
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -78,7 +43,7 @@ async function main(): Promise<number> {
   const env = process.env
   const flag = (name: string) => (values as Record<string, unknown>)[name] as string | undefined
   const trainEnv: TrainEnv = { ...trainEnvFrom(env) }
-  for (const [name, variable] of Object.entries(TRAIN_FLAGS)) {
+  for (const [name, { variable }] of Object.entries(TRAIN_FLAGS)) {
     const value = flag(name)
     if (value !== undefined) trainEnv[variable] = value
   }

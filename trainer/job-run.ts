@@ -28,6 +28,9 @@ import { loadDatasetForTraining } from './load.js'
 import { TrainingError, train, TrainingStopped } from './train.js'
 import { parseSettings } from '../core/zod-issues.js'
 
+/** A run is promoted only when its test age MAE (years) is at most this, unless QUALITY_GATE_MAX_AGE_MAE says otherwise. */
+export const DEFAULT_QUALITY_GATE_MAX_AGE_MAE = 12
+
 const JobEnv = z
   .object({
     STORE_URI: z.string().optional(),
@@ -38,7 +41,7 @@ const JobEnv = z
     DATASET_ETAG: z.string().optional(),
     RUN_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'RUN_ID may hold letters, digits, . _ -'),
     ...Object.fromEntries(TRAIN_ENV_VARIABLES.map((name) => [name, z.string().optional()])),
-    QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(12),
+    QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(DEFAULT_QUALITY_GATE_MAX_AGE_MAE),
     AGEGENDER_BACKEND: BackendChoice.default('auto'),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
     /** Also checkpoint within an epoch every this many minutes (Spot reclaims give 2 minutes' notice). */
