@@ -17,7 +17,7 @@ import { Predictor } from '../core/predictor.js'
 import { loadPretrainedBytes } from '../core/pretrained.js'
 import { readPretrained } from '../core/pretrained-source.js'
 import { toUnitBatch, normalize } from '../core/preprocess.js'
-import { createRng, shuffled } from '../core/random.js'
+import { createRng, type Rng, shuffled } from '../core/random.js'
 import { putJson } from '../core/store/object-store.js'
 import type { DedupeReport, EpochRecord, TrainMetrics } from '../core/train-documents.js'
 import { calibrateRun, type RunAgeInterval } from './age-interval.js'
@@ -349,21 +349,7 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       lr = learningRateAt(config, progress.step, totalSteps)
       if (layerwise) layerwise.backboneScale = progress.step < frozenSteps ? 0 : config.backboneLearningRateScale
       setLearningRate(optimizer, lr)
-      const x = tf.tidy(() => {
-        const unit = toUnitBatch(
-          batch.map((s) => s.pixels),
-          config.imageSize
-        )
-        return normalize(config.augment ? augmentBatch(unit, augRng) : unit)
-      })
-      const age = tf.tensor2d(
-        batch.map((s) => s.age),
-        [batch.length, 1]
-      )
-      const gender = tf.tensor2d(
-        batch.map((s) => s.gender),
-        [batch.length, 1]
-      )
+      const { x, age, gender } = batchTensors(batch, config, augRng)
       const losses = stepFn(x, age, gender)
       tf.dispose([x, age, gender])
       average?.update(progress.step)
@@ -401,13 +387,7 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       imagesPerSecond,
     }
     progress.history = [...progress.history, record]
-    log(
-      `epoch ${record.epoch}/${config.epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
-        (val
-          ? ` val age MAE ${val.metrics.ageMae.toFixed(2)} val gender acc ${val.metrics.genderAccuracy.toFixed(3)}`
-          : '') +
-        ` ${imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s`
-    )
+    log(describeEpoch(record, config.epochs))
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
     if (progress.best === null || score < progress.best.valAgeMae) {
       progress.best = { epoch: record.epoch, valAgeMae: score }
@@ -424,6 +404,38 @@ interface Exported {
   readonly valEval: Evaluation | null
   readonly testEval: Evaluation | null
   readonly interval: RunAgeInterval | null
+}
+
+/** One training batch as tensors: normalized (augmented when the recipe says so) images, ages, genders. */
+function batchTensors(batch: readonly Sample[], config: TrainConfig, augRng: Rng) {
+  const x = tf.tidy(() => {
+    const unit = toUnitBatch(
+      batch.map((s) => s.pixels),
+      config.imageSize
+    )
+    return normalize(config.augment ? augmentBatch(unit, augRng) : unit)
+  })
+  const age = tf.tensor2d(
+    batch.map((s) => s.age),
+    [batch.length, 1]
+  )
+  const gender = tf.tensor2d(
+    batch.map((s) => s.gender),
+    [batch.length, 1]
+  )
+  return { x, age, gender }
+}
+
+/** The log line of a finished epoch. */
+function describeEpoch(record: EpochRecord, epochs: number): string {
+  const val =
+    record.valAgeMae === null
+      ? ''
+      : ` val age MAE ${record.valAgeMae.toFixed(2)} val gender acc ${record.valGenderAccuracy?.toFixed(3)}`
+  return (
+    `epoch ${record.epoch}/${epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
+    `${val} ${record.imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s`
+  )
 }
 
 /** 5. The best epoch's weights (averaged with `--ema`), measured as served, calibrated and exported to `model/`. */
