@@ -514,14 +514,12 @@ function bnGradSumsBody(fma: boolean) {
           blk1().v128Load().get(v).f32x4Add().v128Store()
           // block2 += (x - mean) * dy
           blk2()
-          if (fma) {
-            c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
-            c.get(v)
-            blk2().v128Load().f32x4RelaxedMadd().v128Store()
-          } else {
-            blk2().v128Load()
-            c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
-            c.get(v).f32x4Mul().f32x4Add().v128Store()
+          c.get(P.x).get(row).add().get(g).add().v128Load().get(P.mean).get(g).add().v128Load().f32x4Sub()
+          c.get(v)
+          if (fma) blk2().v128Load().f32x4RelaxedMadd().v128Store()
+          else {
+            c.f32x4Mul() // float addition commutes, so product + block is the same float as before
+            blk2().v128Load().f32x4Add().v128Store()
           }
           c.get(g).i32(16).add().set(g)
           c.i32(1).continueIf()
@@ -745,7 +743,8 @@ export function simdKernelModule(fma = simdFmaOffReason() === null): Uint8Array 
  */
 export function simdKernels(memory: WasmMemory): SimdKernels | null {
   if (simdKernelsOffReason() !== null) return null
-  const fma = simdFmaOffReason() === null
+  // simdFmaOffReason() without its repeat of the check above: this runs on every kernel call
+  const fma = fmaEnabled && runtimeHasRelaxedSimd()
   const variant = fma ? 'fma' : 'plain'
   let instances = cache.get(memory)
   const known = instances?.[variant]
