@@ -22,7 +22,7 @@
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import { applyGradients } from '../core/engine/index.js'
-import { setSimdFmaEnabled, simdFmaSwitch } from '../core/engine/simd/kernels.js'
+import { type SimdSwitches, setSimdSwitches, simdSwitches } from '../core/engine/simd/kernels.js'
 import { batchGradients, type LossSettings, type StepLosses, type TrainStep } from './step.js'
 
 /** Control words (Int32 indices) in the shared buffer. */
@@ -241,8 +241,8 @@ export interface ReplicaInit {
   readonly buffer: SharedArrayBuffer
   readonly layout: Layout
   readonly backend: string
-  /** The main thread's FMA switch (`setSimdFmaEnabled`, e.g. `bench:train --no-fma`): module state is per thread. */
-  readonly simdFma: boolean
+  /** The main thread's SIMD switches (e.g. `bench:train --no-fma`): module state is per thread. */
+  readonly simd: SimdSwitches
   readonly topology: object
   readonly weights: Float32Array[]
   readonly adam: { learningRate: number; beta1: number; beta2: number; epsilon: number }
@@ -300,7 +300,7 @@ export function createParallelTrainStep(
       buffer: shared.buffer,
       layout,
       backend: tf.getBackend(),
-      simdFma: simdFmaSwitch(),
+      simd: simdSwitches(),
       topology: model.toJSON(null, false) as object,
       weights: model.weights.map((w) => w.read().dataSync() as Float32Array),
       adam: { learningRate: adam.learningRate, beta1: adam.beta1, beta2: adam.beta2, epsilon: adam.epsilon },
@@ -409,7 +409,7 @@ export async function runReplica(init: ReplicaInit): Promise<void> {
   const shared = new Shared(init.buffer, init.layout)
   try {
     const { initEngine } = await import('../core/engine/index.js')
-    setSimdFmaEnabled(init.simdFma)
+    setSimdSwitches(init.simd)
     await initEngine({ backend: init.backend as never })
     const model = await tf.models.modelFromJSON({ modelTopology: init.topology } as tf.io.ModelJSON)
     model.setWeights(init.weights.map((values, i) => tf.tensor(values, model.weights[i]!.shape as number[])))

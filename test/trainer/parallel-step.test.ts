@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { applyGradients, initEngine } from '../../core/engine/index.js'
-import { runtimeHasRelaxedSimd, setSimdFmaEnabled } from '../../core/engine/simd/kernels.js'
+import { runtimeHasRelaxedSimd, setSimdSwitches } from '../../core/engine/simd/kernels.js'
 import { createModel } from '../../core/model.js'
 import { shardSizes, type ParallelTrainStep } from '../../trainer/parallel-step.js'
 import {
@@ -54,18 +54,23 @@ it('splits a batch into shards differing by at most one row', () => {
   expect(shardSizes(1, 2)).toEqual([1, 0])
 })
 
-// Forced off, the FMA switch must reach the workers (module state is per thread): a replica still using FMA
-// rounds its BatchNorm gradient differently, and the weights are then not bit-identical to the one-thread run.
+// Forced off, the SIMD switches must reach the workers (module state is per thread): a replica still using FMA,
+// or SIMD instead of the JS loops, rounds its BatchNorm gradient sums differently, and the weights are then not
+// bit-identical to the one-thread run.
 it.for([
-  ['', true],
-  [', FMA forced off in every replica', false],
-] as const)('equals one thread computing each shard and averaging in replica order%s', ([, fma], ctx) => {
-  ctx.skip(!fma && !runtimeHasRelaxedSimd(), 'this runtime lacks relaxed SIMD (Node 22+ has it): no FMA to turn off')
-  setSimdFmaEnabled(fma)
+  ['', { kernels: true, fma: true }],
+  [', FMA forced off in every replica', { kernels: true, fma: false }],
+  [', SIMD kernels forced off in every replica', { kernels: false, fma: true }],
+] as const)('equals one thread computing each shard and averaging in replica order%s', ([, switches], ctx) => {
+  ctx.skip(
+    !switches.fma && !runtimeHasRelaxedSimd(),
+    'this runtime lacks relaxed SIMD (Node 22+ has it): no FMA to turn off'
+  )
+  setSimdSwitches(switches)
   try {
     equalsOneThread()
   } finally {
-    setSimdFmaEnabled(true)
+    setSimdSwitches({ kernels: true, fma: true })
   }
 })
 

@@ -698,12 +698,23 @@ export function setSimdFmaEnabled(on: boolean): void {
   fmaEnabled = on
 }
 
+/** Both switches ({@link setSimdKernelsEnabled}, {@link setSimdFmaEnabled}), not what runs (see the off reasons). */
+export interface SimdSwitches {
+  readonly kernels: boolean
+  readonly fma: boolean
+}
+
 /**
- * The switch of {@link setSimdFmaEnabled} (not whether FMA runs: see {@link simdFmaOffReason}). The switch is
- * per thread: the data-parallel step passes it on to its worker replicas.
+ * The switches as set on this thread. Module state is per thread: the data-parallel step reads them here and
+ * sets them in each worker replica with {@link setSimdSwitches}.
  */
-export function simdFmaSwitch(): boolean {
-  return fmaEnabled
+export function simdSwitches(): SimdSwitches {
+  return { kernels: enabled, fma: fmaEnabled }
+}
+
+export function setSimdSwitches(switches: SimdSwitches): void {
+  enabled = switches.kernels
+  fmaEnabled = switches.fma
 }
 
 /** Why the SIMD kernels run without FMA right now, or null when they use `f32x4.relaxed_madd`. */
