@@ -12,7 +12,8 @@
  * images per CPU-second of this process (all its threads, `process.cpuUsage`): on a machine shared with other
  * work, wall time swings with their load while CPU time stays close to what an idle machine would show.
  * `--workers N` runs the data-parallel step (`trainer/parallel-step.ts`) with N replicas: its wall-clock gain
- * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). `--profile` adds the ten
+ * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). The peer
+ * then also runs on N threads, so the same run shows how far this machine lets a mature engine scale. `--profile` adds the ten
  * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
  * `--no-fma` makes the wasm SIMD kernels use plain mul + add where the runtime has relaxed SIMD's fused
  * multiply-add (Node 22+), to time FMA against it: two runs with and without, back to back on the same machine.
@@ -132,15 +133,15 @@ async function profileStep(run: () => void, size: number): Promise<void> {
   )
 }
 
-/** The PyTorch peer's training images/s, or a reason it could not run. */
-function peer(size: number): { imagesPerSecond: number } | { missing: string } {
+/** The PyTorch peer's training images/s on `threads` threads, or a reason it could not run. */
+function peer(size: number, threads: number): { imagesPerSecond: number } | { missing: string } {
   const check = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' })
   if (check.status !== 0) {
     return { missing: 'PyTorch is not installed; to compare: apt-get install -y python3-torch python3-torchvision' }
   }
   const run = spawnSync(
     PYTHON,
-    [PEER_SCRIPT, '--size', String(size), '--throughput', '20', '--threads', '1', '--batch', String(batch)],
+    [PEER_SCRIPT, '--size', String(size), '--throughput', '20', '--threads', String(threads), '--batch', String(batch)],
     { encoding: 'utf8', timeout: 30 * 60_000 }
   )
   const match = /train_images_per_s ([\d.]+)/.exec(run.stdout ?? '')
@@ -168,11 +169,17 @@ for (const size of sizes) {
   const m = await measure(size)
   let line = `${size} px: ${fmt(m.wall)} training images/s (${fmt(m.cpu)} per CPU-second; rounds ${m.rounds.map(fmt).join(', ')})`
   if (!args['no-peer']) {
-    const p = peer(size)
-    line +=
-      'imagesPerSecond' in p
-        ? `; PyTorch 1 thread ${fmt(p.imagesPerSecond)} images/s, ours/peer ${(m.wall / p.imagesPerSecond).toFixed(2)}`
-        : `; peer: ${p.missing}`
+    const one = peer(size, 1)
+    if ('missing' in one) line += `; peer: ${one.missing}`
+    else {
+      line += `; PyTorch 1 thread ${fmt(one.imagesPerSecond)} images/s, ours/peer ${(m.wall / one.imagesPerSecond).toFixed(2)}`
+      const many = workers > 1 ? peer(size, workers) : null
+      if (many && 'missing' in many) line += `; peer on ${workers} threads: ${many.missing}`
+      else if (many) {
+        const scaling = (many.imagesPerSecond / one.imagesPerSecond).toFixed(2)
+        line += `; PyTorch ${workers} threads ${fmt(many.imagesPerSecond)} images/s (${scaling}x its 1 thread), ours/peer ${(m.wall / many.imagesPerSecond).toFixed(2)}`
+      }
+    }
   }
   console.log(line)
 }
