@@ -6,14 +6,16 @@
  *
  *   tsx bench/train.ts [--sizes 64,128] [--batch 32] [--warmup 2] [--steps 3] [--repeats 3]
  *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--workers N] [--profile] [--no-peer]
- *                      [--no-fma]
+ *                      [--no-fma] [--threads N]
  *
  * Each repeat times `steps` steps; the median repeat is reported. Besides wall-clock images/s it prints
  * images per CPU-second of this process (all its threads, `process.cpuUsage`): on a machine shared with other
  * work, wall time swings with their load while CPU time stays close to what an idle machine would show.
- * `--workers N` runs the data-parallel step (`trainer/parallel-step.ts`) with N replicas: its wall-clock gain
- * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). The peer
- * then also runs on N threads, so the same run shows how far this machine lets a mature engine scale. `--profile` adds the ten
+ * `--threads N` runs XNNPACK's operators on N threads (default: what the trainer uses, every core up to 8, or 1
+ * with `--workers` above 1); results do not depend on it. `--workers N` runs the data-parallel step (`trainer/parallel-step.ts`) with N replicas: its wall-clock gain
+ * needs N idle cores; images per CPU-second shows its overhead (equal to 1 replica's figure means none). With N
+ * threads or replicas the peer also runs on N threads, so the same run shows how far this machine lets a mature
+ * engine scale. `--profile` adds the ten
  * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
  * `--no-fma` makes the wasm SIMD kernels use plain mul + add where the runtime has relaxed SIMD's fused
  * multiply-add (Node 22+), to time FMA against it: two runs with and without, back to back on the same machine.
@@ -25,7 +27,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs'
-import { BACKEND_CHOICES, type BackendChoice, initEngine } from '../core/engine/index.js'
+import { BACKEND_CHOICES, type BackendChoice, defaultWasmThreads, initEngine } from '../core/engine/index.js'
 import { setSimdFmaEnabled } from '../core/engine/simd/kernels.js'
 import { createModel } from '../core/model.js'
 import { createTrainStep } from '../trainer/step.js'
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'no-peer': { type: 'boolean', default: false },
     'no-fma': { type: 'boolean', default: false },
+    threads: { type: 'string' },
   },
 })
 
@@ -61,6 +64,9 @@ const warmup = Number(args.warmup)
 const steps = positive('steps', args.steps)
 const repeats = positive('repeats', args.repeats)
 const workers = positive('workers', args.workers)
+const threads =
+  args.threads === undefined ? (workers > 1 ? 1 : defaultWasmThreads()) : positive('threads', args.threads)
+const parallel = Math.max(workers, threads)
 const backendChoice = (args.backend ?? process.env['AGEGENDER_BACKEND'] ?? 'auto') as BackendChoice
 if (!BACKEND_CHOICES.includes(backendChoice)) {
   throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${backendChoice}`)
@@ -154,7 +160,7 @@ function peer(size: number, threads: number): { imagesPerSecond: number } | { mi
 }
 
 if (args['no-fma']) setSimdFmaEnabled(false)
-const engine = await initEngine({ backend: backendChoice })
+const engine = await initEngine({ backend: backendChoice, threads })
 console.log(`backend: ${engine.description}`)
 const fma = engine.report.features['simd-fma']
 if (fma) console.log(`FMA ${fma.on ? 'on' : 'off'}: ${fma.detail}`)
@@ -173,11 +179,11 @@ for (const size of sizes) {
     if ('missing' in one) line += `; peer: ${one.missing}`
     else {
       line += `; PyTorch 1 thread ${fmt(one.imagesPerSecond)} images/s, ours/peer ${(m.wall / one.imagesPerSecond).toFixed(2)}`
-      const many = workers > 1 ? peer(size, workers) : null
-      if (many && 'missing' in many) line += `; peer on ${workers} threads: ${many.missing}`
+      const many = parallel > 1 ? peer(size, parallel) : null
+      if (many && 'missing' in many) line += `; peer on ${parallel} threads: ${many.missing}`
       else if (many) {
         const scaling = (many.imagesPerSecond / one.imagesPerSecond).toFixed(2)
-        line += `; PyTorch ${workers} threads ${fmt(many.imagesPerSecond)} images/s (${scaling}x its 1 thread), ours/peer ${(m.wall / many.imagesPerSecond).toFixed(2)}`
+        line += `; PyTorch ${parallel} threads ${fmt(many.imagesPerSecond)} images/s (${scaling}x its 1 thread), ours/peer ${(m.wall / many.imagesPerSecond).toFixed(2)}`
       }
     }
   }

@@ -32,6 +32,10 @@ const OTHER_HELP: Record<string, { variable: TrainEnvName; help: Help }> = {
     variable: 'QUALITY_GATE_MAX_AGE_MAE',
     help: ['MAE', 'promote runs with test age MAE at most this', String(DEFAULT_QUALITY_GATE_MAX_AGE_MAE)],
   },
+  threads: {
+    variable: 'AGEGENDER_THREADS',
+    help: ['N', 'wasm: XNNPACK threads; results do not depend on it', 'every core up to 8, 1 with --workers'],
+  },
   backend: {
     variable: 'AGEGENDER_BACKEND',
     help: ['NAME', `TensorFlow.js backend: ${BACKEND_CHOICES.join(', ')}`, 'auto'],

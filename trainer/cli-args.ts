@@ -27,6 +27,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
   --workers N            data-parallel worker threads incl. this one (default 1; CPU backends)
+  --threads N            wasm: XNNPACK threads incl. this one; results do not depend on it (default every core up to 8,
+                         1 with --workers; or env AGEGENDER_THREADS)
   --backend NAME         auto | tensorflow-gpu | tensorflow | wasm | cpu (or env AGEGENDER_BACKEND)
 `
 
@@ -35,6 +37,7 @@ export interface TrainArgs {
   readonly out: string
   readonly resume: boolean
   readonly backend: string | undefined
+  readonly threads: string | undefined
   readonly config: TrainConfigInput
 }
 
@@ -66,6 +69,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       'no-dedupe': { type: 'boolean', default: false },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string' },
+      threads: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -78,6 +82,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
     out: values.out,
     resume: values.resume,
     backend: values.backend,
+    threads: values.threads,
     config: {
       ...pick('epochs', values.epochs),
       ...pick('imageSize', values['image-size']),

@@ -3,6 +3,7 @@
  * @module
  */
 import { z } from 'zod'
+import { defaultWasmThreads, MAX_WASM_THREADS } from '../core/engine/index.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
@@ -108,4 +109,15 @@ export function learningRateAt(config: TrainConfig, step: number, total: number)
   const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup))
   const floor = peak * config.minLearningRateRatio
   return floor + (peak - floor) * 0.5 * (1 + Math.cos(Math.PI * t))
+}
+
+/** XNNPACK threads (`--threads`, `AGEGENDER_THREADS`): 1 to {@link MAX_WASM_THREADS}; results do not depend on it. */
+export const EngineThreads = z.coerce.number().int().min(1).max(MAX_WASM_THREADS)
+
+/**
+ * The wasm engine's threads for a training run: as asked, else every core (up to 8), except beside data-parallel
+ * replicas (`workers` > 1), which already take the cores.
+ */
+export function trainingThreads(asked: number | undefined, workers: number): number {
+  return asked ?? (workers > 1 ? 1 : defaultWasmThreads())
 }

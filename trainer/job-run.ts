@@ -21,7 +21,7 @@ import {
 } from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
 import type { TrainMetrics } from '../core/train-documents.js'
-import { parseTrainConfig, TRAIN_ENV, TRAIN_ENV_VARIABLES } from './config.js'
+import { EngineThreads, parseTrainConfig, TRAIN_ENV, TRAIN_ENV_VARIABLES, trainingThreads } from './config.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
@@ -43,6 +43,7 @@ const JobEnv = z
     ...Object.fromEntries(TRAIN_ENV_VARIABLES.map((name) => [name, z.string().optional()])),
     QUALITY_GATE_MAX_AGE_MAE: z.coerce.number().positive().default(DEFAULT_QUALITY_GATE_MAX_AGE_MAE),
     AGEGENDER_BACKEND: BackendChoice.default('auto'),
+    AGEGENDER_THREADS: EngineThreads.optional(),
     AWS_BATCH_JOB_ATTEMPT: z.coerce.number().int().optional(),
     /** Also checkpoint within an epoch every this many minutes (Spot reclaims give 2 minutes' notice). */
     CHECKPOINT_MINUTES: z.coerce.number().positive().default(10),
@@ -66,6 +67,8 @@ export interface JobEnv {
   readonly runId: string
   readonly maxAgeMae: number
   readonly backend: BackendChoice
+  /** XNNPACK threads on wasm (AGEGENDER_THREADS, else every core unless TRAIN_WORKERS > 1). */
+  readonly threads: number
   readonly attempt: number
   /** The job of this attempt, when the runtime says (AWS_BATCH_JOB_ID). */
   readonly jobId?: string
@@ -93,6 +96,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
     runId: e.RUN_ID,
     maxAgeMae: e.QUALITY_GATE_MAX_AGE_MAE,
     backend: e.AGEGENDER_BACKEND,
+    threads: trainingThreads(e.AGEGENDER_THREADS, Number(settings['workers'] ?? 1)),
     attempt: e.AWS_BATCH_JOB_ATTEMPT ?? 1,
     ...(e.AWS_BATCH_JOB_ID ? { jobId: e.AWS_BATCH_JOB_ID } : {}),
     settings,
@@ -305,7 +309,10 @@ function isNewer(current: Promotion, runCreatedAt: string): boolean {
 
 export interface JobProcessDeps {
   /** Initializes TensorFlow.js with the requested backend (`core/engine`'s `initEngine`). */
-  readonly initEngine: (backend: BackendChoice) => Promise<{ name: string; description: string; report?: EngineReport }>
+  readonly initEngine: (
+    backend: BackendChoice,
+    threads: number
+  ) => Promise<{ name: string; description: string; report?: EngineReport }>
   /** Opens the store a URI names (`core/store`'s `storeFromUri`). */
   readonly openStore: (uri: string) => ObjectStore
   /** Whether the initialized backend computes on a GPU (`usesGpu(tf.backend())`). */
@@ -344,7 +351,7 @@ export async function runJobProcess(
   }
   let backend: { name: string; description: string; device: string; report?: EngineReport }
   try {
-    const engine = await deps.initEngine(env.backend)
+    const engine = await deps.initEngine(env.backend, env.threads)
     log(`TensorFlow.js backend: ${engine.description}`)
     const gpuNames = engine.name === 'tensorflow' ? await deps.gpuNames() : []
     const device: DeviceReport = deviceReport(engine.name, deps.usesGpu(), gpuNames)

@@ -14,6 +14,7 @@
  */
 import { z } from 'zod'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import { installFusedBatchNorm } from './batch-norm.js'
@@ -23,8 +24,9 @@ import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { installNodeUtilShim } from './node-compat.js'
 import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
 import { simdFmaOffReason, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
-import { asWasm, simd } from './wasm-heap.js'
+import { asWasm, heapMemory, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
+import { MAX_WASM_THREADS, withWasmThreads } from './wasm-threads.js'
 
 /** The backends one may ask for: every flag, variable and option that names a backend parses with this. */
 export const BackendChoice = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
@@ -40,6 +42,17 @@ export interface EngineOptions {
    * @default the installed `@tensorflow/tfjs-backend-wasm/dist/` folder
    */
   readonly wasmPath?: string
+  /**
+   * XNNPACK threads on wasm, the calling thread included (see `wasm-threads.ts`): 1 runs the single-threaded
+   * build. Results do not depend on it. The trainer passes {@link defaultWasmThreads}; serving keeps 1.
+   * @default 1
+   */
+  readonly threads?: number
+}
+
+/** Every logical core, up to {@link MAX_WASM_THREADS}: what the trainer asks for unless told otherwise. */
+export function defaultWasmThreads(): number {
+  return Math.min(MAX_WASM_THREADS, os.availableParallelism())
 }
 
 export interface EngineInfo {
@@ -113,7 +126,7 @@ async function load(choice: Exclude<BackendChoice, 'auto'>, options: EngineOptio
     case 'tensorflow':
       return loadNode('@tensorflow/tfjs-node', 'TensorFlow C library')
     case 'wasm':
-      return loadWasm(options.wasmPath)
+      return loadWasm(options.wasmPath, options.threads ?? 1)
     case 'cpu':
       await activateBackend('cpu')
       return { name: 'cpu', description: 'cpu (plain JavaScript, slow)', versions: {}, features: {} }
@@ -154,7 +167,10 @@ async function loadNode(pkg: string, what: string): Promise<Loaded> {
   }
 }
 
-async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
+async function loadWasm(wasmPath: string | undefined, threads: number): Promise<Loaded> {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
+    throw new Error(`wasm threads must be an integer from 1 to ${MAX_WASM_THREADS}, got ${threads}`)
+  }
   let wasm: typeof import('@tensorflow/tfjs-backend-wasm')
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm')
@@ -173,7 +189,20 @@ async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
     // already initialized
   }
   registerWasmTrainingKernels()
-  await activateBackend('wasm')
+  let threadsFailed: string | undefined
+  if (threads > 1) {
+    try {
+      await withWasmThreads(threads, () => activateBackend('wasm'))
+    } catch (error) {
+      // the threaded build would not start: say why, and train on the single-threaded one
+      threadsFailed = firstLine(error)
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false)
+      wasm.setThreadsCount(1)
+      await activateBackend('wasm')
+    }
+  } else {
+    await activateBackend('wasm')
+  }
   const features: Record<string, EngineFeature> = {
     'training-kernels': on(`${Object.keys(WASM_TRAINING_KERNELS).join(', ')} registered for wasm`),
     'simd-kernels': simdFeature(),
@@ -183,20 +212,28 @@ async function loadWasm(wasmPath: string | undefined): Promise<Loaded> {
     'fused-adam': checkFusedAdam(),
   }
   const xnnSimd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
-  const threads = wasm.getThreadsCount()
-  features['xnnpack-simd'] = xnnSimd ? on('tfjs-backend-wasm-simd.wasm') : off('this runtime has no WebAssembly SIMD')
-  features['xnnpack-threads'] =
-    threads > 1
-      ? on(`${threads} threads`)
-      : off('1 thread: tfjs-backend-wasm threads need a browser Worker (see README, Engine)')
+  const pool = wasm.getThreadsCount()
+  features['xnnpack-simd'] = xnnSimd
+    ? on(pool > 1 ? 'tfjs-backend-wasm-threaded-simd.wasm' : 'tfjs-backend-wasm-simd.wasm')
+    : off('this runtime has no WebAssembly SIMD')
+  features['xnnpack-threads'] = threadsFeature(threads, pool, threadsFailed)
   const patches = ['lazy-conv-gradients', 'fused-batch-norm', 'fused-adam'].filter((k) => features[k]!.on).length
   const kernels = features['simd-kernels']!.on ? 'SIMD kernels' : 'JS loops (no SIMD kernels)'
   return {
     name: 'wasm',
-    description: `wasm (${kernels}, ${threads} thread${threads === 1 ? '' : 's'}, ${Object.keys(WASM_TRAINING_KERNELS).length} training kernels, ${patches}/3 patches)`,
+    description: `wasm (${kernels}, ${pool} thread${pool === 1 ? '' : 's'}, ${Object.keys(WASM_TRAINING_KERNELS).length} training kernels, ${patches}/3 patches)`,
     versions: { 'tfjs-backend-wasm': wasm.version_wasm },
     features,
   }
+}
+
+/** XNNPACK's pool: on with its size, off when one thread was asked for, or asked-for and got when they differ. */
+export function threadsFeature(asked: number, got: number, failure?: string): EngineFeature {
+  if (failure) return off(`${asked} threads asked for, the threaded build failed to start (${failure}): 1 thread`)
+  if (got !== asked) return off(`${asked} threads asked for, XNNPACK's pool has ${got}`)
+  return asked > 1
+    ? on(`${got} threads (the calling one included) run XNNPACK's operators`)
+    : off('1 thread asked for (--threads / AGEGENDER_THREADS)')
 }
 
 /**
@@ -208,9 +245,9 @@ function simdFeature(): EngineFeature {
   const reason = simdKernelsOffReason()
   if (reason) return off(reason)
   const backend = asWasm(tf.backend())
-  if (!backend.wasm?.asm?.memory) {
+  if (!backend.wasm || !heapMemory(backend)) {
     throw new Error(
-      "tfjs-backend-wasm does not expose its heap's WebAssembly.Memory (wasm.asm.memory): the engine needs updating for this tfjs"
+      "tfjs-backend-wasm does not expose its heap's WebAssembly.Memory (wasm.asm.memory or wasm.wasmMemory): the engine needs updating for this tfjs"
     )
   }
   simd(backend) // throws when the module is broken

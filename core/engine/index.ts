@@ -11,6 +11,8 @@
  *   BatchNorm gradient passes) over the backend's heap; JS loops where the runtime has no SIMD, an error where
  *   the module is broken. Where the runtime has relaxed SIMD (Node 22+) the BatchNorm gradient passes use its
  *   fused multiply-add (`simd-fma` in the report).
+ * - `wasm-threads.ts`: XNNPACK's thread pool under Node (tfjs's threaded SIMD build, which tfjs keeps from
+ *   Node): `initEngine({ threads })`, what the trainer uses by default; results do not depend on the count.
  * - patches of tfjs internals, installed only with wasm and inert on other backends: `tf.fused.conv2d`
  *   (`lazy-conv-grad.ts`), `BatchNormalization.prototype.call` (`batch-norm.ts`), Adam's private state
  *   (`fused-adam.ts`: fused update, `setLearningRate`).
@@ -18,7 +20,15 @@
  * Verified against tfjs {@link TESTED_TFJS_VERSION} exactly (package.json pins it; a test fails on a bump).
  * @module
  */
-export { BACKEND_CHOICES, BackendChoice, initEngine, type EngineInfo, type EngineOptions } from './backend.js'
+export {
+  BACKEND_CHOICES,
+  BackendChoice,
+  defaultWasmThreads,
+  initEngine,
+  type EngineInfo,
+  type EngineOptions,
+} from './backend.js'
+export { MAX_WASM_THREADS } from './wasm-threads.js'
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 export { applyGradients, setLearningRate, type NamedGradient } from './fused-adam.js'
 export { formatEngineReport, TESTED_TFJS_VERSION, type EngineFeature, type EngineReport } from './report.js'

@@ -23,8 +23,10 @@ export interface WasmTensorData {
 
 export interface WasmModule {
   HEAPU8: Uint8Array
-  /** The Emscripten module's exports; `memory` is the heap's `WebAssembly.Memory`. */
+  /** The Emscripten module's exports; `memory` is the heap's `WebAssembly.Memory` where the module defines it. */
   asm?: { memory?: WasmMemory }
+  /** The heap's memory where the module imports it (the threaded build's shared memory). */
+  wasmMemory?: WasmMemory
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: unknown[]) => unknown
 }
 
@@ -52,7 +54,8 @@ export function asWasm(backend: object): WasmBackend {
 export function heapView(backend: WasmBackend, info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array {
   const data = backend.dataIdMap.get(info.dataId)
   if (!data) throw new Error('tensor is not on the wasm backend')
-  const buffer = backend.wasm.HEAPU8.buffer
+  // The memory's own buffer: after a shared memory grows, Emscripten's HEAP views are replaced only lazily.
+  const buffer = heapMemory(backend)?.buffer ?? backend.wasm.HEAPU8.buffer
   const size = sizeOf(info.shape)
   switch (info.dtype) {
     case 'float32':
@@ -105,9 +108,14 @@ export function reshapeInfo(backend: WasmBackend, x: tf.TensorInfo, shape: numbe
   return runWasmKernel('Reshape', { inputs: { x }, backend, attrs: { shape } })
 }
 
-/** SIMD kernels over this backend's heap, or null (no SIMD, or an Emscripten build without `asm.memory`). */
+/** The `WebAssembly.Memory` of this backend's heap: exported by the single-threaded builds, imported by the threaded one. */
+export function heapMemory(backend: WasmBackend): WasmMemory | undefined {
+  return backend.wasm.asm?.memory ?? backend.wasm.wasmMemory
+}
+
+/** SIMD kernels over this backend's heap, or null (no SIMD, or an Emscripten build that hides its memory). */
 export function simd(backend: WasmBackend): SimdKernels | null {
-  const memory = backend.wasm.asm?.memory
+  const memory = heapMemory(backend)
   return memory ? simdKernels(memory) : null
 }
 

@@ -1,6 +1,9 @@
+import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { parseTrainArgs, UsageError } from '../../trainer/cli-args.js'
-import { learningRateAt, parseTrainConfig, TRAIN_ENV } from '../../trainer/config.js'
+import { defaultWasmThreads, MAX_WASM_THREADS } from '../../core/engine/index.js'
+import { EngineThreads, learningRateAt, parseTrainConfig, TRAIN_ENV, trainingThreads } from '../../trainer/config.js'
+import { parseJobEnv } from '../../trainer/job-run.js'
 
 describe('training settings', () => {
   it('fills defaults and coerces strings from flags or the environment', () => {
@@ -12,6 +15,23 @@ describe('training settings', () => {
     expect(parseTrainArgs(['--data', 'd', '--out', 'o', '--workers', '2']).config).toMatchObject({ workers: '2' })
     expect(parseTrainConfig({ workers: '3' } as never).workers).toBe(3)
     expect(() => parseTrainConfig({ workers: 0 })).toThrow(/workers/)
+  })
+
+  it('runs the wasm engine on every core (up to 8) unless told otherwise or beside data-parallel replicas', () => {
+    expect(defaultWasmThreads()).toBe(Math.min(MAX_WASM_THREADS, os.availableParallelism()))
+    expect(trainingThreads(undefined, 1)).toBe(defaultWasmThreads())
+    expect(trainingThreads(undefined, 2)).toBe(1)
+    expect(trainingThreads(3, 2)).toBe(3)
+    expect(parseTrainArgs(['--data', 'd', '--out', 'o', '--threads', '2']).threads).toBe('2')
+    expect(EngineThreads.parse('4')).toBe(4)
+    expect(() => EngineThreads.parse('0')).toThrow()
+    expect(() => EngineThreads.parse(String(MAX_WASM_THREADS + 1))).toThrow()
+    // the job: AGEGENDER_THREADS, else the same default, which TRAIN_WORKERS > 1 turns to 1
+    const job = { STORE_BUCKET: 'b', DATASET_KEY: 'datasets/d.zip', RUN_ID: 'r1' }
+    expect(parseJobEnv({ ...job, AGEGENDER_THREADS: '3' }).threads).toBe(3)
+    expect(parseJobEnv(job).threads).toBe(defaultWasmThreads())
+    expect(parseJobEnv({ ...job, TRAIN_WORKERS: '2' }).threads).toBe(1)
+    expect(() => parseJobEnv({ ...job, AGEGENDER_THREADS: '0' })).toThrow(/AGEGENDER_THREADS/)
   })
 
   it('takes the age loss and gender label smoothing from flags or TRAIN_AGE_LOSS / TRAIN_GENDER_SMOOTHING', () => {

@@ -12,6 +12,7 @@
  * - `QUALITY_GATE_MAX_AGE_MAE` (default 12): a successful run is promoted only when its test age MAE is at most this.
  * - `CHECKPOINT_MINUTES` (default 10): checkpoint within an epoch this often, as well as after each epoch.
  * - `AGEGENDER_BACKEND` (default auto; `tensorflow-gpu` fails the run unless TensorFlow reports a GPU),
+ *   `AGEGENDER_THREADS` (wasm: XNNPACK threads, default every core up to 8, 1 beside `TRAIN_WORKERS` > 1),
  *   `AWS_BATCH_JOB_ATTEMPT` (set by Batch).
  *
  * SIGTERM/SIGINT: the trainer saves a checkpoint after the current step and the process exits 75, which the
@@ -38,8 +39,8 @@ if (process.send) {
   })
 }
 const code = await runJobProcess(process.env, {
-  initEngine: async (backend) => {
-    const engine = await initEngine({ backend: backend as BackendChoice })
+  initEngine: async (backend, threads) => {
+    const engine = await initEngine({ backend: backend as BackendChoice, threads })
     for (const line of formatEngineReport(engine.report)) console.error(line)
     return engine
   },

@@ -11,7 +11,7 @@ import { PretrainedSourceError } from '../../core/pretrained-source.js'
 import { parseSettings } from '../../core/zod-issues.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { parseTrainArgs, UsageError } from '../cli-args.js'
-import { parseTrainConfig } from '../config.js'
+import { EngineThreads, parseTrainConfig, trainingThreads } from '../config.js'
 import { DatasetError } from '../dataset-source.js'
 import { loadDatasetForTraining } from '../load.js'
 import { train, TrainingError } from '../train.js'
@@ -25,7 +25,12 @@ async function main(): Promise<void> {
     args.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto',
     'backend (--backend or AGEGENDER_BACKEND)'
   )
-  const engine = await initEngine({ backend })
+  const asked = args.threads ?? process.env.AGEGENDER_THREADS
+  const threads = trainingThreads(
+    asked === undefined ? undefined : parseSettings(EngineThreads, asked, 'threads (--threads or AGEGENDER_THREADS)'),
+    config.workers
+  )
+  const engine = await initEngine({ backend, threads })
   console.error(`TensorFlow.js backend: ${engine.description}`)
   for (const line of formatEngineReport(engine.report)) console.error(line)
   const { items, dataset } = await loadDatasetForTraining({ path: resolve(args.data) })

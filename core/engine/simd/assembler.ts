@@ -231,10 +231,15 @@ export interface FunctionDef {
   body: (c: Code) => void
 }
 
-/** A module importing `env.memory` and exporting the given functions (no results). */
-export function assemble(functions: FunctionDef[]): Uint8Array {
+/**
+ * A module importing `env.memory` and exporting the given functions (no results). `sharedMemory`: the import is a
+ * shared memory (limits 1..65536 pages), as a threaded build's heap is; a module declaring the other kind does
+ * not instantiate over it.
+ */
+export function assemble(functions: FunctionDef[], { sharedMemory = false } = {}): Uint8Array {
   const types = functions.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0])
-  const imports = vec([[...utf8('env'), ...utf8('memory'), 0x02, 0x00, 1]])
+  const limits = sharedMemory ? [0x03, 1, ...uleb(65536)] : [0x00, 1]
+  const imports = vec([[...utf8('env'), ...utf8('memory'), 0x02, ...limits]])
   const funcs = vec(functions.map((_, i) => uleb(i)))
   const exports = vec(functions.map((f, i) => [...utf8(f.name), 0x00, ...uleb(i)]))
   const bodies = functions.map((f) => {

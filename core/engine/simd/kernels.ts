@@ -733,15 +733,11 @@ export function simdFmaOffReason(): string | null {
  * gradient kernels use `f32x4.relaxed_madd`, which validates only where the runtime has relaxed SIMD.
  * @param fma default: whether FMA is on now ({@link simdFmaOffReason} is null)
  */
-export function simdKernelModule(fma = simdFmaOffReason() === null): Uint8Array {
-  return assemble([
-    adamBody(),
-    transposeBody(),
-    copyRowsBody(),
-    maxPoolGradBody(),
-    bnGradSumsBody(fma),
-    bnGradApplyBody(fma),
-  ])
+export function simdKernelModule(fma = simdFmaOffReason() === null, sharedMemory = false): Uint8Array {
+  return assemble(
+    [adamBody(), transposeBody(), copyRowsBody(), maxPoolGradBody(), bnGradSumsBody(fma), bnGradApplyBody(fma)],
+    { sharedMemory }
+  )
 }
 
 /**
@@ -763,7 +759,9 @@ export function simdKernels(memory: WasmMemory): SimdKernels | null {
   let kernels: SimdKernels
   try {
     const api = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-    kernels = new api.Instance(new api.Module(simdKernelModule(fma)), { env: { memory } }).exports as SimdKernels
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer
+    kernels = new api.Instance(new api.Module(simdKernelModule(fma, shared)), { env: { memory } })
+      .exports as SimdKernels
   } catch (error) {
     throw new Error(
       `the engine's SIMD kernel module is broken on a runtime that has SIMD${fma ? ' (FMA variant, relaxed SIMD)' : ''}: ${error instanceof Error ? error.message : String(error)}`

@@ -1,0 +1,56 @@
+/**
+ * XNNPACK's thread pool under Node (core/engine/wasm-threads.ts): the threaded build starts with the pool asked
+ * for, training on it gives bit-identical weights to one thread, the process still ends by itself, and a pool
+ * other than the one asked for is reported, not hidden. Each engine runs in its own process
+ * (support/train-steps-digest.ts), since the engine is process-wide.
+ */
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { expect, it } from 'vitest'
+import { threadsFeature } from '../../../core/engine/backend.js'
+
+const root = path.resolve(import.meta.dirname, '../../..')
+
+interface Digest {
+  description: string
+  threads: { on: boolean; detail: string }
+  losses: number[]
+  digest: string
+}
+
+function trainSteps(threads: number): Digest {
+  const run = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'support/train-steps-digest.ts', '--threads', String(threads)],
+    { cwd: root, encoding: 'utf8', timeout: 180_000 }
+  )
+  // a pool that kept the process alive would end in the timeout's signal, not status 0
+  expect(run.signal, 'the process did not end by itself').toBeNull()
+  expect(run.status, run.stderr).toBe(0)
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Digest
+}
+
+it('trains on two XNNPACK threads to the same weights, bit for bit, as on one', () => {
+  const one = trainSteps(1)
+  const two = trainSteps(2)
+  expect(one.description).toContain('1 thread,')
+  expect(one.threads).toEqual({ on: false, detail: '1 thread asked for (--threads / AGEGENDER_THREADS)' })
+  expect(two.description).toContain('2 threads,')
+  expect(two.threads).toEqual({ on: true, detail: "2 threads (the calling one included) run XNNPACK's operators" })
+  expect(two.losses).toHaveLength(3)
+  expect(two.losses.every(Number.isFinite)).toBe(true)
+  expect(two.losses).toEqual(one.losses)
+  expect(two.digest).toBe(one.digest)
+})
+
+it('reports a pool other than the one asked for, and a threaded build that failed, with the reason', () => {
+  expect(threadsFeature(4, 4)).toEqual({
+    on: true,
+    detail: "4 threads (the calling one included) run XNNPACK's operators",
+  })
+  expect(threadsFeature(4, 2)).toEqual({ on: false, detail: "4 threads asked for, XNNPACK's pool has 2" })
+  expect(threadsFeature(2, 1, 'worker sent an error')).toEqual({
+    on: false,
+    detail: '2 threads asked for, the threaded build failed to start (worker sent an error): 1 thread',
+  })
+})
