@@ -46,9 +46,9 @@ class TextBlob extends Blob {
 /**
  * What the factory's text needs defined before it runs in a worker: the node bundle's `require$$N` modules, its
  * `commonjsGlobal` and `_scriptDir`, esbuild's `__require` (a bundled trainer), and the three TypeScript
- * down-level helpers the factory calls. Written out
- * here rather than read from tfjs's files, so that a bundled trainer (no node_modules) works the same; defining
- * a name the factory does not use is harmless, and a name it needs but lacks fails the engine's thread test.
+ * down-level helpers the factory calls. Written out here rather than read from tfjs's files, so that a bundled
+ * trainer (no node_modules) works the same; defining a name the factory does not use is harmless, and a name it
+ * needs but lacks fails the engine's thread and bundle tests.
  */
 const FACTORY_PRELUDE = [
   'var require$$0=require("fs"),require$$1=require("path"),require$$2=require("worker_threads"),',
