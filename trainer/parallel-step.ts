@@ -210,7 +210,10 @@ export function exchangeAndApply(
   }
   for (const w of model.nonTrainableWeights) {
     const size = w.shape.reduce((a: number, b) => a * (b ?? 1), 1)
-    w.write(tf.tensor(average.slice(at, at + size), w.shape as number[]))
+    // write() makes the variable share the tensor's data (another reference), so the tensor itself is disposed
+    const stats = tf.tensor(average.slice(at, at + size), w.shape as number[])
+    w.write(stats)
+    stats.dispose()
     at += size
   }
 }

@@ -124,6 +124,18 @@ function equalsOneThread() {
   expect(parallel.losses[0]!.loss).toBeCloseTo((loss0 * sizes[0]! + loss1 * sizes[1]!) / 6, 5)
 }
 
+it('keeps no tensors of a step alive on the main thread (BatchNorm statistics included)', () => {
+  const b = batch(4, 31)
+  const m = model()
+  const step = createTrainStep(m, tf.train.adam(1e-3), { replicas: 2 })
+  open.push(step as ParallelTrainStep)
+  step(b.x, b.age, b.gender) // the first step creates Adam's moments
+  const before = tf.memory().numTensors
+  step(b.x, b.age, b.gender)
+  step(b.x, b.age, b.gender)
+  expect(tf.memory().numTensors).toBe(before)
+})
+
 it('is deterministic for a seed and replica count, and copes with batches smaller than the replica count', async () => {
   const batches = [batch(5, 21), batch(5, 22), batch(2, 23)]
   const first = train(3, batches)
