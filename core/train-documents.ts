@@ -31,6 +31,8 @@ export const EpochRecord = z.object({
   valGenderAccuracy: z.number().nullable(),
   seconds: z.number(),
   imagesPerSecond: z.number(),
+  /** The epoch's training image size when progressive resizing trained it below the model's input size. */
+  trainImageSize: z.number().int().positive().optional(),
 })
 export type EpochRecord = z.infer<typeof EpochRecord>
 

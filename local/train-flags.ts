@@ -21,6 +21,7 @@ const SETTING_HELP: Record<keyof typeof TRAIN_ENV, Help> = {
   seed: ['N', ''],
   workers: ['N', 'data-parallel worker threads', '1'],
   ageLoss: ['L', 'l1 | dldl | mean-variance'],
+  progressiveFrom: ['S', 'progressive resizing: early epochs from S px up to the image size, 0 = off'],
   ema: ['D', 'weight-average decay for validation and export, 0 = off'],
   genderSmoothing: ['E', 'gender label smoothing'],
   pretrained: ['SRC', 'torchvision ResNet18 model.safetensors: path, s3://bucket/key or https:// URL'],

@@ -1,14 +1,16 @@
 /**
  * Training-time augmentation on a batch in [0, 1] `[batch, size, size, 3]`:
  * random crop with scale and aspect jitter (zoom 0.8–1), horizontal flip (a reversed crop box),
- * brightness, contrast and saturation jitter (±20%). Parameters come from a seeded {@link Rng}.
+ * brightness, contrast and saturation jitter (±20%). Parameters come from a seeded {@link Rng}. The crops are
+ * resampled to `size` (default: the input's), which is how progressive resizing trains on smaller images.
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
 import type { Rng } from '../core/random.js'
 
-export function augmentBatch(unit: tf.Tensor4D, rng: Rng): tf.Tensor4D {
+export function augmentBatch(unit: tf.Tensor4D, rng: Rng, size?: number): tf.Tensor4D {
   const [batch, height, width] = unit.shape
+  const out: [number, number] = size === undefined ? [height, width] : [size, size]
   const boxes: number[] = []
   const bright: number[] = []
   const contrast: number[] = []
@@ -33,7 +35,7 @@ export function augmentBatch(unit: tf.Tensor4D, rng: Rng): tf.Tensor4D {
       Array.from({ length: batch }, (_, i) => i),
       'int32'
     )
-    let x = tf.image.cropAndResize(unit, tf.tensor2d(boxes, [batch, 4]), indices, [height, width], 'bilinear')
+    let x = tf.image.cropAndResize(unit, tf.tensor2d(boxes, [batch, 4]), indices, out, 'bilinear')
     x = x.mul(perImage(bright))
     const gray = x.mul(tf.tensor1d([0.299, 0.587, 0.114])).sum(-1, true)
     x = gray.add(x.sub(gray).mul(perImage(saturation)))

@@ -11,6 +11,8 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --data PATH            dataset: UTKFace-named images, or any images with a labels.csv (filename,age,gender)
   --out PATH             output folder: model/, metrics.json, report.html, checkpoint/
   --epochs N             (default 5)         --image-size S   multiple of 32 (default 64)
+  --progressive-from S   train the first two thirds of the epochs on smaller images, growing from S px to
+                         --image-size (multiple of 8; default 0: off); the last third and evaluation at --image-size
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
   --seed N               (default 42)        --pretrained F   torchvision ResNet18 model.safetensors
   --pretrained-sha256 H  sha256 the --pretrained file must have (path, s3://bucket/key or https:// URL)
@@ -50,6 +52,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
       out: { type: 'string' },
       epochs: { type: 'string' },
       'image-size': { type: 'string' },
+      'progressive-from': { type: 'string' },
       batch: { type: 'string' },
       lr: { type: 'string' },
       seed: { type: 'string' },
@@ -86,6 +89,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
     config: {
       ...pick('epochs', values.epochs),
       ...pick('imageSize', values['image-size']),
+      ...pick('progressiveFrom', values['progressive-from']),
       ...pick('batchSize', values.batch),
       ...pick('learningRate', values.lr),
       ...pick('seed', values.seed),

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { defaultWasmThreads, MAX_WASM_THREADS } from '../core/engine/index.js'
+import { ConfigError } from '../core/errors.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
@@ -15,6 +16,20 @@ export const TrainConfig = z.object({
     .max(512)
     .refine((v) => v % 32 === 0, 'image size must be a multiple of 32')
     .default(64),
+  /**
+   * Progressive resizing: the first epochs train on smaller images, from this size (px) up to `imageSize` (see
+   * {@link trainingSizeAt}); 0 trains every epoch at `imageSize`. Validation, test and export always use `imageSize`.
+   */
+  progressiveFrom: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(512)
+    .refine(
+      (v) => v === 0 || (v >= 32 && v % 8 === 0),
+      'progressive start size must be 0 (off) or a multiple of 8 from 32'
+    )
+    .default(0),
   batchSize: z.coerce.number().int().min(1).max(1024).default(32),
   /** Peak Adam learning rate, reached after warm-up, then cosine decay to `learningRate * minLearningRateRatio`. */
   learningRate: z.coerce.number().positive().max(1).default(1e-3),
@@ -89,6 +104,7 @@ export const TRAIN_ENV = {
   seed: 'TRAIN_SEED',
   workers: 'TRAIN_WORKERS',
   ageLoss: 'TRAIN_AGE_LOSS',
+  progressiveFrom: 'TRAIN_PROGRESSIVE_FROM',
   ema: 'TRAIN_EMA',
   genderSmoothing: 'TRAIN_GENDER_SMOOTHING',
   pretrained: 'TRAIN_PRETRAINED',
@@ -98,7 +114,31 @@ export type TrainEnvName = (typeof TRAIN_ENV)[keyof typeof TRAIN_ENV]
 export const TRAIN_ENV_VARIABLES = Object.values(TRAIN_ENV) as TrainEnvName[]
 
 export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
-  return parseSettings(TrainConfig, input, 'training settings', 'config')
+  const config = parseSettings(TrainConfig, input, 'training settings', 'config')
+  if (config.progressiveFrom > config.imageSize) {
+    throw new ConfigError(
+      `invalid training settings: progressiveFrom: progressive start size ${config.progressiveFrom} is above the image size ${config.imageSize}`
+    )
+  }
+  if (config.progressiveFrom > 0 && config.progressiveFrom < config.imageSize && config.workers > 1) {
+    throw new ConfigError(
+      'invalid training settings: progressiveFrom: progressive resizing runs on one worker (batches grow); drop --workers (threads use the cores)'
+    )
+  }
+  return config
+}
+
+/**
+ * The training image size of `epoch` (0-based) under progressive resizing (fast.ai's progressive resizing,
+ * EfficientNetV2's progressive learning): over the first two thirds of the epochs the size grows linearly from
+ * `progressiveFrom` to `imageSize` (rounded to a multiple of 8), and the last third trains at `imageSize`, the size
+ * the model is validated, tested and served at. Small early epochs cost (size / imageSize)² of a full one.
+ */
+export function trainingSizeAt(config: Pick<TrainConfig, 'epochs' | 'imageSize' | 'progressiveFrom'>, epoch: number) {
+  const { epochs, imageSize, progressiveFrom: from } = config
+  const ramp = Math.floor((epochs * 2) / 3)
+  if (from === 0 || from >= imageSize || epoch >= ramp) return imageSize
+  return Math.min(imageSize, Math.round((from + ((imageSize - from) * epoch) / ramp) / 8) * 8)
 }
 
 /** Learning rate at `step` of `total`: linear warm-up, then cosine decay. */

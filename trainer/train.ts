@@ -30,7 +30,7 @@ import {
   saveBest,
   saveCheckpoint,
 } from './checkpoint.js'
-import { learningRateAt, type TrainConfig } from './config.js'
+import { learningRateAt, type TrainConfig, trainingSizeAt } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { WeightAverage } from './weight-average.js'
 import { decodeSplits, type DecodeResult } from './decode.js'
@@ -212,6 +212,7 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
     .update(
       JSON.stringify([
         config.imageSize,
+        config.progressiveFrom,
         config.width,
         config.batchSize,
         config.epochs,
@@ -335,8 +336,9 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       createRng(config.seed * 7919 + epoch)
     )
     const augRng = createRng(config.seed * 104729 + epoch)
+    const size = trainingSizeAt(config, epoch)
     const bar = createProgress({
-      label: `epoch ${epoch + 1}/${config.epochs}`,
+      label: `epoch ${epoch + 1}/${config.epochs}${size === config.imageSize ? '' : ` at ${size} px`}`,
       total: batchesPerEpoch,
       ...(options.tty === undefined ? {} : { tty: options.tty }),
       write: log,
@@ -349,7 +351,7 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       lr = learningRateAt(config, progress.step, totalSteps)
       if (layerwise) layerwise.backboneScale = progress.step < frozenSteps ? 0 : config.backboneLearningRateScale
       setLearningRate(optimizer, lr)
-      const { x, age, gender } = batchTensors(batch, config, augRng)
+      const { x, age, gender } = batchTensors(batch, config, augRng, size)
       const losses = stepFn(x, age, gender)
       tf.dispose([x, age, gender])
       average?.update(progress.step)
@@ -385,6 +387,7 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       valGenderAccuracy: val?.metrics.genderAccuracy ?? null,
       seconds: since(tEpoch),
       imagesPerSecond,
+      ...(size === config.imageSize ? {} : { trainImageSize: size }),
     }
     progress.history = [...progress.history, record]
     log(describeEpoch(record, config.epochs))
@@ -406,14 +409,18 @@ interface Exported {
   readonly interval: RunAgeInterval | null
 }
 
-/** One training batch as tensors: normalized (augmented when the recipe says so) images, ages, genders. */
-function batchTensors(batch: readonly Sample[], config: TrainConfig, augRng: Rng) {
+/**
+ * One training batch as tensors: normalized images (augmented when the recipe says so, resampled to `size` when
+ * progressive resizing trains this epoch smaller), ages, genders.
+ */
+function batchTensors(batch: readonly Sample[], config: TrainConfig, augRng: Rng, size: number) {
   const x = tf.tidy(() => {
     const unit = toUnitBatch(
       batch.map((s) => s.pixels),
       config.imageSize
     )
-    return normalize(config.augment ? augmentBatch(unit, augRng) : unit)
+    if (config.augment) return normalize(augmentBatch(unit, augRng, size))
+    return normalize(size === config.imageSize ? unit : tf.image.resizeBilinear(unit, [size, size]))
   })
   const age = tf.tensor2d(
     batch.map((s) => s.age),
