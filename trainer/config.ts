@@ -26,8 +26,8 @@ export const TrainConfig = z.object({
     .min(0)
     .max(512)
     .refine(
-      (v) => v === 0 || (v >= 32 && v % 8 === 0),
-      'progressive start size must be 0 (off) or a multiple of 8 from 32'
+      (v) => v === 0 || (v >= 16 && v % 8 === 0),
+      'progressive start size must be 0 (off) or a multiple of 8 from 16'
     )
     .default(0),
   batchSize: z.coerce.number().int().min(1).max(1024).default(32),

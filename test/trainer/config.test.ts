@@ -2,7 +2,14 @@ import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { parseTrainArgs, UsageError } from '../../trainer/cli-args.js'
 import { defaultWasmThreads, MAX_WASM_THREADS } from '../../core/engine/index.js'
-import { EngineThreads, learningRateAt, parseTrainConfig, TRAIN_ENV, trainingThreads } from '../../trainer/config.js'
+import {
+  EngineThreads,
+  learningRateAt,
+  parseTrainConfig,
+  TRAIN_ENV,
+  trainingSizeAt,
+  trainingThreads,
+} from '../../trainer/config.js'
 import { parseJobEnv } from '../../trainer/job-run.js'
 
 describe('training settings', () => {
@@ -55,6 +62,23 @@ describe('training settings', () => {
   it('rejects bad values naming the setting', () => {
     expect(() => parseTrainConfig({ imageSize: 100 })).toThrow(/imageSize: image size must be a multiple of 32/)
     expect(() => parseTrainConfig({ epochs: 0 })).toThrow(/epochs/)
+  })
+
+  it('grows the training image size over the first two thirds of the epochs under progressive resizing', () => {
+    const sizes = (input: Parameters<typeof parseTrainConfig>[0]) => {
+      const c = parseTrainConfig(input)
+      return Array.from({ length: c.epochs }, (_, e) => trainingSizeAt(c, e))
+    }
+    expect(sizes({ epochs: 9, progressiveFrom: 48 })).toEqual([48, 48, 56, 56, 56, 64, 64, 64, 64])
+    expect(sizes({ epochs: 5, imageSize: 128, progressiveFrom: 64 })).toEqual([64, 88, 104, 128, 128])
+    expect(sizes({ epochs: 4 })).toEqual([64, 64, 64, 64])
+    expect(sizes({ epochs: 1, progressiveFrom: 32 })).toEqual([64])
+    const args = parseTrainArgs(['--data', 'd', '--out', 'o', '--progressive-from', '48'])
+    expect(parseTrainConfig(args.config).progressiveFrom).toBe(48)
+    expect(TRAIN_ENV.progressiveFrom).toBe('TRAIN_PROGRESSIVE_FROM')
+    expect(() => parseTrainConfig({ progressiveFrom: 50 })).toThrow(/progressiveFrom: .*multiple of 8/)
+    expect(() => parseTrainConfig({ progressiveFrom: 96 })).toThrow(/progressiveFrom: .*above the image size 64/)
+    expect(() => parseTrainConfig({ progressiveFrom: 48, workers: 2 })).toThrow(/progressiveFrom: .*one worker/)
   })
 
   it('warms the learning rate up, then decays it by a cosine to the floor', () => {

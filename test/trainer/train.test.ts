@@ -183,6 +183,37 @@ describe('train', () => {
     await rm(resumed, { recursive: true, force: true })
   })
 
+  it('trains the first epochs on smaller images under progressive resizing, and evaluates and exports at full size', async () => {
+    // Prepare
+    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
+    const dir = await mkdtemp(join(tmpdir(), 'agegender-progressive-'))
+    const output = new FolderStore(dir)
+    const logged: string[] = []
+    // Act: 3 epochs at 16, 24 and 32 px
+    const run = await train({
+      items,
+      dataset,
+      config: parseTrainConfig({ ...SETTINGS, epochs: 3, progressiveFrom: 16 }),
+      output,
+      backend: engine,
+      log: (line) => void logged.push(line),
+      tty: false,
+    })
+    // Assess
+    expect(run.config.progressiveFrom).toBe(16)
+    expect(run.history.map((r) => r.trainImageSize)).toEqual([16, 24, undefined])
+    expect(logged.some((l) => l.startsWith('epoch 1/3 at 16 px'))).toBe(true)
+    expect(run.history.every((r) => Number.isFinite(r.trainLoss) && r.valAgeMae !== null)).toBe(true)
+    const { model, meta } = await loadModel(output, 'model/')
+    expect(meta.inputSize).toBe(SETTINGS.imageSize)
+    expect(model.inputs[0]!.shape).toEqual([null, SETTINGS.imageSize, SETTINGS.imageSize, 3])
+    const [face] = await makeImages({ count: 1, size: 48, seed: 5 })
+    const [p] = await new Predictor(model, meta).predictImages([face!.bytes])
+    expect(p!.age).toBeGreaterThan(0)
+    model.dispose()
+    await rm(dir, { recursive: true, force: true })
+  })
+
   it('fails with a reason when no image is usable', async () => {
     const dir = await writeFolder([{ name: '20_0_0_20170101000000000.jpg.chip.jpg', bytes: corruptImage(1) }])
     const { items, dataset } = await loadDatasetForTraining({ path: dir }, quiet)
