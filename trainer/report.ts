@@ -184,6 +184,8 @@ equal-tails interval per band). ${
 export function renderReport(m: TrainMetrics, testPredictions: readonly Prediction[]): string {
   const t = m.test
   const h = m.history
+  // progressive resizing: the training image size of each epoch
+  const sized = h.some((r) => r.trainImageSize !== undefined)
   const headline = t
     ? `<table><tr><th></th><th>model</th><th>trivial baseline</th></tr>
 <tr><td>test age MAE (years)</td><td><b>${num(t.ageMae)}</b></td><td>${num(m.baselines?.medianAgeMae)} (always ${m.baselines?.medianAge})</td></tr>
@@ -231,8 +233,8 @@ ${ageIntervalSection(m.ageInterval, t?.ageInterval)}
 ${t ? groupTable('By gender', t.byGender) + groupTable('By race group', t.byRace) + groupTable('By age band', t.byAgeBand) : ''}
 <h2>Data</h2><p>Source ${esc(m.dataset.source)}. Used: train ${m.dataset.counts.train ?? 0}, val ${m.dataset.counts.val ?? 0}, test ${m.dataset.counts.test ?? 0}.</p>
 ${skipped ? `<table><caption>Skipped files by reason</caption>${skipped}</table>` : '<p>No files skipped.</p>'}
-<h2>History</h2><table><tr><th>epoch</th><th>lr</th><th>train loss</th><th>train age MAE</th><th>val age MAE</th><th>val gender acc.</th><th>img/s</th><th>s</th></tr>
-${h.map((r) => `<tr><td>${r.epoch}</td><td>${r.learningRate.toExponential(2)}</td><td>${num(r.trainLoss, 3)}</td><td>${num(r.trainAgeMae)}</td><td>${num(r.valAgeMae)}</td><td>${num(r.valGenderAccuracy, 3)}</td><td>${num(r.imagesPerSecond, 1)}</td><td>${num(r.seconds, 0)}</td></tr>`).join('')}</table>
+<h2>History</h2><table><tr><th>epoch</th>${sized ? '<th>train px</th>' : ''}<th>lr</th><th>train loss</th><th>train age MAE</th><th>val age MAE</th><th>val gender acc.</th><th>img/s</th><th>s</th></tr>
+${h.map((r) => `<tr><td>${r.epoch}</td>${sized ? `<td>${r.trainImageSize ?? m.config.imageSize}</td>` : ''}<td>${r.learningRate.toExponential(2)}</td><td>${num(r.trainLoss, 3)}</td><td>${num(r.trainAgeMae)}</td><td>${num(r.valAgeMae)}</td><td>${num(r.valGenderAccuracy, 3)}</td><td>${num(r.imagesPerSecond, 1)}</td><td>${num(r.seconds, 0)}</td></tr>`).join('')}</table>
 <h2 id="settings">Settings</h2><pre>${esc(JSON.stringify(m.config, null, 2))}</pre>
 </body></html>
 `
