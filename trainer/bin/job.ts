@@ -7,8 +7,9 @@
  * - `DATASET_KEY`, `DATASET_VERSION` (optional), `RUN_ID`; `DATASET_VERSION_ID` (the S3 version to read) or
  *   `DATASET_ETAG` (the read fails if the object changed since the upload).
  * - `TRAIN_EPOCHS`, `TRAIN_IMAGE_SIZE`, `TRAIN_BATCH_SIZE`, `TRAIN_LEARNING_RATE`, `TRAIN_WIDTH`, `TRAIN_MAX_IMAGES`,
- *   `TRAIN_SEED`, `TRAIN_AGE_LOSS` (l1 | dldl | mean-variance), `TRAIN_EMA` (decay, 0 = off), `TRAIN_GENDER_SMOOTHING`, `TRAIN_PRETRAINED` (path, s3:// or https://, cached in the bucket under `pretrained/`),
- *   `TRAIN_PRETRAINED_SHA256` (optional settings).
+ *   `TRAIN_SEED`, `TRAIN_AGE_LOSS` (l1 | dldl | mean-variance), `TRAIN_EMA` (decay, 0 = off), `TRAIN_GENDER_SMOOTHING`,
+ *   `TRAIN_PROGRESSIVE_FROM` (px, 0 = off), `TRAIN_PRETRAINED` (path, s3:// or https://, cached in the bucket under
+ *   `pretrained/`), `TRAIN_PRETRAINED_SHA256` (optional settings).
  * - `QUALITY_GATE_MAX_AGE_MAE` (default 12): a successful run is promoted only when its test age MAE is at most this.
  * - `CHECKPOINT_MINUTES` (default 10): checkpoint within an epoch this often, as well as after each epoch.
  * - `AGEGENDER_BACKEND` (default auto; `tensorflow-gpu` fails the run unless TensorFlow reports a GPU),
