@@ -8,7 +8,7 @@ import { ConfigError } from '../core/errors.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
-  epochs: z.coerce.number().int().min(1).max(1000).default(5),
+  epochs: z.coerce.number().int().min(1).max(1000).default(7),
   imageSize: z.coerce
     .number()
     .int()
