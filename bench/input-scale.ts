@@ -1,0 +1,88 @@
+/**
+ * `npm run bench:scale`: how a trained model's accuracy depends on the size its input is resampled to. The
+ * images are decoded at the model's input size (as training and serving do), then resized to each size asked
+ * and run through the model with BatchNorm in inference mode (no test-time flip). ResNet18 ends in a global
+ * average pool, so one set of weights takes any size; what changes is the apparent scale of the face.
+ *
+ *   tsx bench/input-scale.ts --model runs/utk [--data ../shared/data/utkface/UTKFace] [--split val|test]
+ *                            [--sizes 56,64,72] [--max-images N]
+ *
+ * `--model` is a run folder (with `model/`) or a model folder. Prints age MAE and gender accuracy per size on the
+ * shared split, the model's own size marked. Used for the progressive-resizing and test-time-scale findings in
+ * the README's Results.
+ * @module
+ */
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import * as tf from '@tensorflow/tfjs'
+import { initEngine } from '../core/engine/index.js'
+import { computeMetrics, type Prediction } from '../core/metrics.js'
+import { loadModel } from '../core/model-io.js'
+import { normalize, toUnitBatch } from '../core/preprocess.js'
+import { FolderStore } from '../core/store/folder-store.js'
+import { loadDataset } from '../trainer/dataset.js'
+import { decodeAll } from '../trainer/decode.js'
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string', default: '../shared/data/utkface/UTKFace' },
+    split: { type: 'string', default: 'val' },
+    sizes: { type: 'string', default: '56,64,72' },
+    'max-images': { type: 'string' },
+  },
+})
+if (!args.model) throw new Error('--model is required: a run folder (with model/) or a model folder')
+if (args.split !== 'val' && args.split !== 'test') throw new Error(`--split must be val or test, got ${args.split}`)
+const sizes = args.sizes.split(',').map(Number)
+if (sizes.some((s) => !Number.isInteger(s) || s < 16))
+  throw new Error(`--sizes must be integers from 16: ${args.sizes}`)
+
+const engine = await initEngine()
+const root = path.resolve(args.model)
+const prefix = existsSync(path.join(root, 'model', 'meta.json')) ? 'model/' : ''
+const { model, meta } = await loadModel(new FolderStore(root), prefix)
+const dataset = await loadDataset({ path: args.data })
+const items = dataset.items
+  .filter((i) => i.split === args.split)
+  .slice(0, args['max-images'] ? Number(args['max-images']) : undefined)
+const decoded = await decodeAll(
+  items.map((i) => i.bytes),
+  meta.inputSize
+)
+const samples = items.flatMap((item, i) => (decoded.pixels[i] ? [{ item, pixels: decoded.pixels[i]! }] : []))
+console.log(
+  `backend: ${engine.description}; model ${args.model} (trained at ${meta.inputSize} px), ${samples.length} ${args.split} images`
+)
+
+const BATCH = 64
+for (const size of sizes) {
+  const predictions: Prediction[] = []
+  for (let b = 0; b < samples.length; b += BATCH) {
+    const chunk = samples.slice(b, b + BATCH)
+    const [ages, genders] = tf.tidy(() => {
+      const unit = toUnitBatch(
+        chunk.map((s) => s.pixels),
+        meta.inputSize
+      )
+      const x = size === meta.inputSize ? unit : tf.image.resizeBilinear(unit, [size, size])
+      const out = model.apply(normalize(x), { training: false }) as tf.Tensor[]
+      return [out[0]!.dataSync(), out[1]!.dataSync()]
+    })
+    for (const [i, s] of chunk.entries()) {
+      predictions.push({
+        age: s.item.label.age,
+        gender: s.item.label.gender,
+        predictedAge: ages![i]!,
+        genderProbability: genders![i]!,
+      })
+    }
+  }
+  const m = computeMetrics(predictions)
+  const mark = size === meta.inputSize ? '  (the model size)' : ''
+  console.log(
+    `${String(size).padStart(4)} px: age MAE ${m.ageMae.toFixed(2)}, gender accuracy ${m.genderAccuracy.toFixed(3)}${mark}`
+  )
+}
+model.dispose()
