@@ -4,7 +4,6 @@
  */
 import { z } from 'zod'
 import { defaultWasmThreads, MAX_WASM_THREADS } from '../core/engine/index.js'
-import { ConfigError } from '../core/errors.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
@@ -113,19 +112,26 @@ export const TRAIN_ENV = {
 export type TrainEnvName = (typeof TRAIN_ENV)[keyof typeof TRAIN_ENV]
 export const TRAIN_ENV_VARIABLES = Object.values(TRAIN_ENV) as TrainEnvName[]
 
+/** The settings' checks across fields, reported like any other bad field. */
+const CheckedTrainConfig = TrainConfig.superRefine((c, ctx) => {
+  const path = ['progressiveFrom']
+  if (c.progressiveFrom > c.imageSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: `progressive start size ${c.progressiveFrom} is above the image size ${c.imageSize}`,
+    })
+  } else if (c.progressiveFrom > 0 && c.progressiveFrom < c.imageSize && c.workers > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: 'progressive resizing runs on one worker (batches grow); drop --workers (threads use the cores)',
+    })
+  }
+})
+
 export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
-  const config = parseSettings(TrainConfig, input, 'training settings', 'config')
-  if (config.progressiveFrom > config.imageSize) {
-    throw new ConfigError(
-      `invalid training settings: progressiveFrom: progressive start size ${config.progressiveFrom} is above the image size ${config.imageSize}`
-    )
-  }
-  if (config.progressiveFrom > 0 && config.progressiveFrom < config.imageSize && config.workers > 1) {
-    throw new ConfigError(
-      'invalid training settings: progressiveFrom: progressive resizing runs on one worker (batches grow); drop --workers (threads use the cores)'
-    )
-  }
-  return config
+  return parseSettings(CheckedTrainConfig, input, 'training settings', 'config')
 }
 
 /**
