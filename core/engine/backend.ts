@@ -24,6 +24,7 @@ import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { installNodeUtilShim } from './node-compat.js'
 import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
 import { simdFmaOffReason, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
+import { gemmKernels, gemmModule, gemmOffReason } from './simd/gemm.js'
 import { asWasm, heapMemory, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 import { MAX_WASM_THREADS, withWasmThreads } from './wasm-threads.js'
@@ -207,6 +208,7 @@ async function loadWasm(wasmPath: string | undefined, threads: number): Promise<
     'training-kernels': on(`${Object.keys(WASM_TRAINING_KERNELS).join(', ')} registered for wasm`),
     'simd-kernels': simdFeature(),
     'simd-fma': fmaFeature(),
+    'gemm-conv': gemmFeature(),
     'lazy-conv-gradients': installLazyConvGradients(),
     'fused-batch-norm': installFusedBatchNorm(),
     'fused-adam': checkFusedAdam(),
@@ -252,6 +254,20 @@ function simdFeature(): EngineFeature {
   }
   simd(backend) // throws when the module is broken
   return on(`adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply (${simdKernelModule().length} bytes)`)
+}
+
+/**
+ * The convolutions on the engine's FMA GEMM (`wasm-gemm-conv.ts`): on where the SIMD kernels have FMA, off with
+ * the reason otherwise (XNNPACK convolves). Instantiating the module here validates it: broken is an error.
+ */
+function gemmFeature(): EngineFeature {
+  const reason = gemmOffReason()
+  if (reason) return off(reason)
+  const memory = heapMemory(asWasm(tf.backend()))
+  if (!memory || !gemmKernels(memory)) throw new Error('the GEMM kernels did not instantiate over the wasm heap')
+  return on(
+    `Conv2D, Conv2DBackpropFilter and the input gradient's phases on our f32x4.relaxed_madd GEMM, co % 8 == 0 (${gemmModule().length} bytes)`
+  )
 }
 
 /**

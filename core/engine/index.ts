@@ -11,6 +11,9 @@
  *   BatchNorm gradient passes) over the backend's heap; JS loops where the runtime has no SIMD, an error where
  *   the module is broken. Where the runtime has relaxed SIMD (Node 22+) the BatchNorm gradient passes use its
  *   fused multiply-add (`simd-fma` in the report).
+ * - `simd/gemm.ts` + `wasm-gemm-conv.ts`: where that FMA is on, a GEMM micro-kernel of our own (4x8 f32x4
+ *   accumulators, `relaxed_madd`) runs the convolutions' forward pass, filter gradient and input-gradient phases
+ *   instead of XNNPACK (`gemm-conv` in the report); XNNPACK's kernels convolve elsewhere.
  * - `wasm-threads.ts`: XNNPACK's thread pool under Node (tfjs's threaded SIMD build, which tfjs keeps from
  *   Node): `initEngine({ threads })`, what the trainer uses by default; results do not depend on the count.
  * - patches of tfjs internals, installed only with wasm and inert on other backends: `tf.fused.conv2d`

@@ -19,6 +19,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { gemmConv2D, gemmConv2DBackpropFilter, gemmConvEligible, gemmFor, geometryOf } from './wasm-gemm-conv.js'
 import { fallback } from './wasm-memory.js'
 import {
   asWasm,
@@ -98,6 +99,8 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   if (info.dataFormat !== 'channelsLast') {
     throw new Error('wasm Conv2DBackpropFilter supports NHWC only')
   }
+  const gemm = gemmFor(backend)
+  if (gemm && gemmConvEligible(info)) return gemmConv2DBackpropFilter(backend, gemm, x, dy, geometryOf(info))
   return filterGradGemm(backend, x, dy, info)
 }
 
@@ -280,6 +283,9 @@ export function conv2D(args: KernelArgs): tf.TensorInfo {
   const info = convInfo(x.shape, filter.shape, attrs)
   const { batchSize: n, inHeight: ih, inWidth: iw, inChannels: ci, outHeight: oh, outWidth: ow } = info
   const { outChannels: co, filterHeight: kh, filterWidth: kw } = info
+  const gemm = gemmConvEligible(info) && x.dtype === 'float32' && filter.dtype === 'float32' ? gemmFor(backend) : null
+  const standardKernel = () =>
+    gemm ? gemmConv2D(backend, gemm, x, filter, geometryOf(info)) : fallback('Conv2D', args)
   const plain =
     info.dataFormat === 'channelsLast' &&
     info.strideHeight === 1 &&
@@ -288,17 +294,18 @@ export function conv2D(args: KernelArgs): tf.TensorInfo {
     info.dilationWidth === 1 &&
     x.dtype === 'float32' &&
     filter.dtype === 'float32'
-  if (!plain) return fallback('Conv2D', args)
+  if (!plain) return standardKernel()
   // The swapped input: the weights padded (or cropped) so that a valid correlation yields oh x ow outputs.
   const lh = oh + ih - 1
   const lw = ow + iw - 1
   const weights = kh * kw * ci * co
-  const standard = PACK_NS_PER_FLOAT * weights + (n * oh * ow * co * kh * kw * ci) / MACS_PER_NS
+  // Our GEMM reads the weights in place; XNNPACK packs them first.
+  const standard = (gemm ? 0 : PACK_NS_PER_FLOAT * weights) + (n * oh * ow * co * kh * kw * ci) / MACS_PER_NS
   const swapped =
     TRANSPOSE_NS_PER_FLOAT * (co * lh * lw * ci + 2 * n * ih * iw * ci + n * oh * ow * co) +
     PACK_NS_PER_FLOAT * n * ih * iw * ci +
     (co * oh * ow * ih * iw * ci * n) / MACS_PER_NS
-  if (swapped > 0.8 * standard) return fallback('Conv2D', args)
+  if (swapped > 0.8 * standard) return standardKernel()
 
   const top = oh - 1 - info.padInfo.top
   const left = ow - 1 - info.padInfo.left

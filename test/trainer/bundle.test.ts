@@ -54,7 +54,7 @@ it('reports the same engine from an esbuild bundle as from tsx', async () => {
   // XNNPACK's pool too.
   const machineOff = new Set([
     ...(os.availableParallelism() > 1 ? [] : ['xnnpack-threads']),
-    ...(runtimeHasRelaxedSimd() ? [] : ['simd-fma']),
+    ...(runtimeHasRelaxedSimd() ? [] : ['simd-fma', 'gemm-conv']),
   ])
   for (const [name, feature] of Object.entries(tsx.features)) {
     if (!machineOff.has(name)) expect(feature.on, `${name}: ${feature.detail}`).toBe(true)

@@ -44,6 +44,7 @@ const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...bo
 /** SIMD opcodes (after the 0xfd prefix). */
 const SIMD = {
   load: 0x00,
+  load32Splat: 0x09,
   store: 0x0b,
   shuffle: 0x0d,
   i32x4splat: 0x11,
@@ -175,6 +176,10 @@ export class Code {
   }
   v128Load(offset = 0) {
     return this.simd(SIMD.load, 0, ...uleb(offset))
+  }
+  /** One float from memory into all four lanes. */
+  v128Load32Splat(offset = 0) {
+    return this.simd(SIMD.load32Splat, 2, ...uleb(offset))
   }
   v128Store(offset = 0) {
     return this.simd(SIMD.store, 0, ...uleb(offset))

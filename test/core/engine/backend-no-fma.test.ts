@@ -16,6 +16,10 @@ it('reports FMA off with the reason when forced off, and keeps the SIMD kernels'
     detail: 'turned off (setSimdFmaEnabled(false)): plain f32x4 mul + add',
   })
   expect(report.features['simd-kernels']).toMatchObject({ on: true })
+  expect(report.features['gemm-conv']).toMatchObject({
+    on: false,
+    detail: expect.stringMatching(/^XNNPACK's convolutions/),
+  })
   // The BatchNorm gradient through the SIMD kernels without FMA (8 channels: the SIMD path).
   const x = tf.tensor4d(
     Float32Array.from({ length: 2 * 3 * 3 * 8 }, (_, i) => Math.sin(i)),

@@ -76,6 +76,11 @@ describe('tfjs version', () => {
         ? { on: true, detail: 'runtime has relaxed SIMD: f32x4.relaxed_madd in BatchNorm gradient kernels' }
         : { on: false, detail: expect.stringMatching(/runtime lacks relaxed SIMD/) }
     )
+    expect(report.features['gemm-conv']).toEqual(
+      runtimeHasRelaxedSimd()
+        ? { on: true, detail: expect.stringMatching(/^Conv2D, Conv2DBackpropFilter .* GEMM/) }
+        : { on: false, detail: expect.stringMatching(/^XNNPACK's convolutions .*runtime lacks relaxed SIMD/) }
+    )
   })
 })
 

@@ -104,6 +104,13 @@ describe.each([
       { x: [2, 16, 16, 3], k: 7, co: 4, stride: 2, pad: 'same' },
       { x: [2, 11, 11, 3], k: 7, co: 4, stride: 2, pad: 3 },
       { x: [2, 6, 7, 3], k: 3, co: 2, stride: 1, pad: 1 },
+      // co a multiple of 8: the FMA GEMM path where the runtime has relaxed SIMD (else XNNPACK, same cases)
+      { x: [2, 7, 7, 3], k: 7, co: 8, stride: 2, pad: 3 }, // the stem: ci 3, 147 inner (not a multiple of 4)
+      { x: [3, 5, 5, 8], k: 3, co: 16, stride: 1, pad: 'same' }, // 75 positions (a partial row block)
+      { x: [2, 9, 9, 4], k: 3, co: 8, stride: 2, pad: 'same' },
+      { x: [3, 6, 6, 8], k: 1, co: 16, stride: 2, pad: 'valid' },
+      { x: [2, 4, 4, 16], k: 3, co: 512, stride: 1, pad: 'same' }, // inner dimension split in slices
+      { x: [2, 16, 16, 16], k: 3, co: 256, stride: 1, pad: 1 }, // several chunks, with a partial last one
       {
         x: [2, 7, 6, 3],
         k: 3,
