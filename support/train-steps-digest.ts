@@ -1,6 +1,6 @@
 /**
  * A few training steps of a small ResNet18 (width 16, 64 px, distribution head) on the wasm engine with
- * `--threads N`, then one line of JSON: the engine's description, its `xnnpack-threads` feature and the sha256 of
+ * `--threads N`, then one line of JSON: the engine's description, its `xnnpack-threads` and `gemm-conv` features and the sha256 of
  * every weight's bytes. Runs as its own process (the engine is process-wide) and ends without `process.exit`,
  * so a caller also sees that the thread pool does not keep a process alive.
  *
@@ -30,6 +30,7 @@ console.log(
   JSON.stringify({
     description: engine.description,
     threads: engine.report.features['xnnpack-threads'],
+    gemm: engine.report.features['gemm-conv'],
     losses,
     digest: hash.digest('hex'),
   })

@@ -24,6 +24,7 @@ import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { installNodeUtilShim } from './node-compat.js'
 import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
 import { simdFmaOffReason, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
+import { gemmThreads, setGemmThreads } from './gemm-pool.js'
 import { gemmKernels, gemmModule, gemmOffReason } from './simd/gemm.js'
 import { asWasm, heapMemory, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
@@ -204,6 +205,7 @@ async function loadWasm(wasmPath: string | undefined, threads: number): Promise<
   } else {
     await activateBackend('wasm')
   }
+  setGemmThreads(wasm.getThreadsCount())
   const features: Record<string, EngineFeature> = {
     'training-kernels': on(`${Object.keys(WASM_TRAINING_KERNELS).join(', ')} registered for wasm`),
     'simd-kernels': simdFeature(),
@@ -266,7 +268,7 @@ function gemmFeature(): EngineFeature {
   const memory = heapMemory(asWasm(tf.backend()))
   if (!memory || !gemmKernels(memory)) throw new Error('the GEMM kernels did not instantiate over the wasm heap')
   return on(
-    `Conv2D, Conv2DBackpropFilter and the input gradient's phases on our f32x4.relaxed_madd GEMM, co % 8 == 0 (${gemmModule().length} bytes)`
+    `Conv2D, Conv2DBackpropFilter and the input gradient's phases on our f32x4.relaxed_madd GEMM, co % 8 == 0 (${gemmModule().length} bytes, ${gemmThreads()} thread${gemmThreads() === 1 ? '' : 's'})`
   )
 }
 

@@ -15,7 +15,8 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs'
-import { type GemmKernels, gemmKernels, runGemm } from './simd/gemm.js'
+import { gemmPoolFor } from './gemm-pool.js'
+import { type GemmCall, type GemmKernels, gemmKernels, runGemm } from './simd/gemm.js'
 import { addressOf, heapF32, heapMemory, simd, type WasmBackend } from './wasm-heap.js'
 
 /** Bytes of operand a GEMM pass streams per row block; keeps it in L2 (256 KiB and up on current x86). */
@@ -66,6 +67,14 @@ export function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
 export function gemmFor(backend: WasmBackend): GemmKernels | null {
   const memory = heapMemory(backend)
   return memory && simd(backend) ? gemmKernels(memory) : null
+}
+
+/** A GEMM on every thread the engine has (see gemm-pool.ts), or on this one for small calls. */
+function gemmRun(backend: WasmBackend, gemm: GemmKernels, call: GemmCall): void {
+  const memory = heapMemory(backend)
+  const pool = memory && call.rows >= 32 ? gemmPoolFor(memory) : null
+  if (pool) pool.run(gemm, call)
+  else runGemm(gemm, call)
 }
 
 export function gemmConvEligible(info: tf.backend_util.Conv2DInfo): boolean {
@@ -158,7 +167,7 @@ export function gemmConv2D(
       kernels.transpose(rowsAt + blk * 16 * k, k, packedAt + blk * 16 * k, 4, r, k)
     }
     for (let k0 = 0; k0 < k; k0 += kc) {
-      runGemm(gemm, {
+      gemmRun(backend, gemm, {
         a: packedAt + k0 * 16,
         aStep: 16,
         aBlock: 16 * k,
@@ -204,7 +213,7 @@ export function gemmConv2DBackpropFilter(
     const positions = rows * g.ow
     if (padded) heapF32(backend, rowsBuf).fill(0, 0, positions * k)
     im2col(backend, x, g, row0, rows, rowsAt)
-    runGemm(gemm, {
+    gemmRun(backend, gemm, {
       a: rowsAt,
       aStep: k * 4,
       aBlock: 16,

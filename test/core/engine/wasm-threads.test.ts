@@ -8,12 +8,14 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { expect, it } from 'vitest'
 import { threadsFeature } from '../../../core/engine/backend.js'
+import { runtimeHasRelaxedSimd } from '../../../core/engine/simd/kernels.js'
 
 const root = path.resolve(import.meta.dirname, '../../..')
 
 interface Digest {
   description: string
   threads: { on: boolean; detail: string }
+  gemm: { on: boolean; detail: string }
   losses: number[]
   digest: string
 }
@@ -30,13 +32,20 @@ function trainSteps(threads: number): Digest {
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as Digest
 }
 
-it('trains on two XNNPACK threads to the same weights, bit for bit, as on one', () => {
+it('trains on two threads (XNNPACK, and our GEMM where the runtime has relaxed SIMD) to the same weights, bit for bit, as on one', () => {
   const one = trainSteps(1)
   const two = trainSteps(2)
   expect(one.description).toContain('1 thread,')
   expect(one.threads).toEqual({ on: false, detail: '1 thread asked for (--threads / AGEGENDER_THREADS)' })
   expect(two.description).toContain('2 threads,')
   expect(two.threads).toEqual({ on: true, detail: "2 threads (the calling one included) run XNNPACK's operators" })
+  if (runtimeHasRelaxedSimd()) {
+    // the convolutions run on our GEMM, split over its own workers on the shared heap
+    expect(one.gemm).toEqual({ on: true, detail: expect.stringContaining(' bytes, 1 thread)') })
+    expect(two.gemm).toEqual({ on: true, detail: expect.stringContaining(' bytes, 2 threads)') })
+  } else {
+    expect(two.gemm.on).toBe(false)
+  }
   expect(two.losses).toHaveLength(3)
   expect(two.losses.every(Number.isFinite)).toBe(true)
   expect(two.losses).toEqual(one.losses)

@@ -1,0 +1,145 @@
+/**
+ * Threads for the engine's GEMM ({@link ./simd/gemm.ts}). Where XNNPACK runs on several threads the wasm heap
+ * is a shared memory, so `worker_threads` can instantiate the GEMM module over the very same heap. A call is
+ * split into contiguous ranges of whole 4-row blocks: this thread runs the first, each worker one of the others.
+ * Every output element is still one sum in the same order, so results do not depend on the thread count.
+ *
+ * Hand-off is a few `Int32Array` slots in a `SharedArrayBuffer`: the operands of each worker's range, a
+ * generation counter the workers `Atomics.wait` on, and a done counter this thread waits on (Node allows
+ * `Atomics.wait` on the main thread). Workers are unreferenced, so they never keep the process alive.
+ * @module
+ */
+import { Worker } from 'node:worker_threads'
+import { type GemmCall, type GemmKernels, gemmModule, runGemm } from './simd/gemm.js'
+import type { WasmMemory } from './simd/kernels.js'
+
+/** Control slots: [generation, done, workers]; then one slot of 16 per worker (12 operands, then "has work"). */
+const HEADER = 4
+const SLOT = 16
+
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads')
+const { memory, bytes, control, slot } = workerData
+const g = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports
+const c = new Int32Array(control)
+const o = ${HEADER} + slot * ${SLOT}
+let seen = 0
+for (;;) {
+  Atomics.wait(c, 0, seen)
+  seen = Atomics.load(c, 0)
+  if (c[o + 15] === 1) {
+    const a = c[o], aStep = c[o + 1], aBlock = c[o + 2], b = c[o + 3], bStep = c[o + 4], bPanel = c[o + 5]
+    const cc = c[o + 6], ldc = c[o + 7], rows = c[o + 8], inner = c[o + 9], panels = c[o + 10], acc = c[o + 11]
+    const whole = rows & ~3
+    if (whole > 0) g.gemm4(a, aStep, aBlock, b, bStep, bPanel, cc, ldc, whole, inner, panels, acc)
+    const rest = rows - whole
+    if (rest > 0) {
+      const fn = rest === 3 ? g.gemm3 : rest === 2 ? g.gemm2 : g.gemm1
+      fn(a + (whole / 4) * aBlock, aStep, aBlock, b, bStep, bPanel, cc + whole * ldc, ldc, rest, inner, panels, acc)
+    }
+  }
+  if (Atomics.add(c, 1, 1) + 1 === c[2]) Atomics.notify(c, 1)
+}
+`
+
+export class GemmPool {
+  private readonly control: Int32Array
+  private readonly workers: Worker[]
+
+  /** `threads` counts this one: `threads - 1` workers start. */
+  constructor(
+    memory: WasmMemory,
+    readonly threads: number
+  ) {
+    this.control = new Int32Array(new SharedArrayBuffer((HEADER + SLOT * threads) * 4))
+    this.control[2] = threads - 1
+    const bytes = gemmModule(true)
+    this.workers = Array.from({ length: threads - 1 }, (_, slot) => {
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { memory, bytes, control: this.control.buffer, slot },
+      })
+      worker.unref()
+      return worker
+    })
+  }
+
+  /** Runs `call` split over the threads (this one included), and returns when every part is done. */
+  run(kernels: GemmKernels, call: GemmCall): void {
+    const blocks = Math.ceil(call.rows / 4)
+    const perThread = Math.ceil(blocks / this.threads)
+    const c = this.control
+    const parts: GemmCall[] = []
+    for (let t = 0; t < this.threads; t++) {
+      const first = t * perThread * 4
+      const rows = Math.min(call.rows, first + perThread * 4) - first
+      parts.push({
+        ...call,
+        a: call.a + t * perThread * call.aBlock,
+        c: call.c + first * call.ldc,
+        rows: Math.max(0, rows),
+      })
+    }
+    for (let w = 0; w < this.workers.length; w++) {
+      const part = parts[w + 1]!
+      const o = HEADER + w * SLOT
+      c.set(
+        [
+          part.a,
+          part.aStep,
+          part.aBlock,
+          part.b,
+          part.bStep,
+          part.bPanel,
+          part.c,
+          part.ldc,
+          part.rows,
+          part.inner,
+          part.panels,
+          part.accumulate ? 1 : 0,
+        ],
+        o
+      )
+      c[o + 15] = part.rows > 0 ? 1 : 0
+    }
+    Atomics.store(c, 1, 0)
+    Atomics.add(c, 0, 1)
+    Atomics.notify(c, 0)
+    runGemm(kernels, parts[0]!)
+    for (;;) {
+      const done = Atomics.load(c, 1)
+      if (done === this.workers.length) break
+      Atomics.wait(c, 1, done)
+    }
+  }
+
+  /** Stops the workers (tests; a trainer's pool lives as long as the process). */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()))
+  }
+}
+
+let threadsWanted = 1
+const pools = new WeakMap<WasmMemory, GemmPool>()
+
+/** How many threads (this one included) the GEMM uses from now on; the engine sets XNNPACK's pool size. */
+export function setGemmThreads(threads: number): void {
+  threadsWanted = threads
+}
+
+export function gemmThreads(): number {
+  return threadsWanted
+}
+
+/** The pool over `memory`, made on first use, or null for one thread or a heap that is not shared. */
+export function gemmPoolFor(memory: WasmMemory): GemmPool | null {
+  if (threadsWanted < 2) return null
+  if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) return null
+  let pool = pools.get(memory)
+  if (pool?.threads !== threadsWanted) {
+    void pool?.close()
+    pool = new GemmPool(memory, threadsWanted)
+    pools.set(memory, pool)
+  }
+  return pool
+}
