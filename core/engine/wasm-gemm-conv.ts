@@ -6,7 +6,8 @@
  *   by the weights read in place as `[kh*kw*ci][co]` (XNNPACK instead repacks the weights on every call,
  *   since they change every step);
  * - filter gradient: `dW[(kh, kw, ci)][co] = sum over positions of im2col[p][(kh, kw, ci)] * dy[p][co]`, the
- *   im2col chunk read transposed and dy in place, accumulated chunk by chunk into dW.
+ *   im2col chunk re-laid four columns interleaved (`[k/4][positions][4]`) and dy read in place, accumulated
+ *   chunk by chunk into dW.
  *
  * Both need `co` to be a multiple of 8 (every ResNet convolution; the stem's input gradient is never taken)
  * and NHWC without dilation; {@link gemmConvEligible} says so, and callers keep XNNPACK otherwise.
@@ -198,14 +199,17 @@ export function gemmConv2DBackpropFilter(
 ): tf.TensorInfo {
   const k = g.kh * g.kw * g.ci
   const totalRows = g.n * g.oh
-  // Every row block of dW streams the chunk's dy (kept in L2) and one 16-byte column of its im2col rows, a
-  // cache line per position: few enough positions keep those lines in L1 for the next panels.
+  // Every row block of dW streams the chunk's dy (kept in L2) and a [positions][4] run of the packed im2col
+  // chunk (kept in L1 across the panels).
   const positions = Math.min(256, Math.floor(OPERAND_BYTES / (g.co * 4)))
   const chunkRows = Math.min(totalRows, Math.max(1, Math.floor(positions / g.ow)))
   const dW = backend.makeOutput([g.kh, g.kw, g.ci, g.co], 'float32')
   const rowsBuf = backend.makeOutput([chunkRows * g.ow, k], 'float32')
+  const packed = backend.makeOutput([chunkRows * g.ow, Math.ceil(k / 4) * 4], 'float32')
   const padded = isPadded(g)
+  const kernels = simd(backend)!
   const rowsAt = addressOf(backend, rowsBuf)
+  const packedAt = addressOf(backend, packed)
   const dyAt = addressOf(backend, dy)
   const dWAt = addressOf(backend, dW)
   for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
@@ -213,10 +217,14 @@ export function gemmConv2DBackpropFilter(
     const positions = rows * g.ow
     if (padded) heapF32(backend, rowsBuf).fill(0, 0, positions * k)
     im2col(backend, x, g, row0, rows, rowsAt)
+    // four columns of the chunk at a time, [k/4][positions][4]: each row block of dW reads one contiguous run
+    for (let c0 = 0; c0 < k; c0 += 4) {
+      kernels.copyRows(rowsAt + c0 * 4, k, packedAt + c0 * positions * 4, 4, positions, Math.min(4, k - c0))
+    }
     gemmRun(backend, gemm, {
-      a: rowsAt,
-      aStep: k * 4,
-      aBlock: 16,
+      a: packedAt,
+      aStep: 16,
+      aBlock: positions * 16,
       b: dyAt + row0 * g.ow * g.co * 4,
       bStep: g.co * 4,
       bPanel: 32,
@@ -229,5 +237,6 @@ export function gemmConv2DBackpropFilter(
     })
   }
   backend.disposeData(rowsBuf.dataId)
+  backend.disposeData(packed.dataId)
   return dW
 }
