@@ -16,6 +16,8 @@ import type { WasmMemory } from './simd/kernels.js'
 /** Control slots: [generation, done, workers]; then one slot of 16 per worker (12 operands, then "has work"). */
 const HEADER = 4
 const SLOT = 16
+/** Polls of the shared counters before a thread sleeps in `Atomics.wait` (tens of microseconds). */
+const SPIN = 20_000
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads')
@@ -25,6 +27,8 @@ const c = new Int32Array(control)
 const o = ${HEADER} + slot * ${SLOT}
 let seen = 0
 for (;;) {
+  // spin a little first: the next call usually comes within microseconds, and waking from a wait costs tens
+  for (let i = 0; i < ${SPIN} && Atomics.load(c, 0) === seen; i++);
   Atomics.wait(c, 0, seen)
   seen = Atomics.load(c, 0)
   if (c[o + 15] === 1) {
@@ -106,6 +110,7 @@ export class GemmPool {
     Atomics.add(c, 0, 1)
     Atomics.notify(c, 0)
     runGemm(kernels, parts[0]!)
+    for (let i = 0; i < SPIN && Atomics.load(c, 1) !== this.workers.length; i++);
     for (;;) {
       const done = Atomics.load(c, 1)
       if (done === this.workers.length) break

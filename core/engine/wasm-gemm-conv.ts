@@ -18,7 +18,7 @@
 import type * as tf from '@tensorflow/tfjs'
 import { gemmPoolFor } from './gemm-pool.js'
 import { type GemmCall, type GemmKernels, gemmKernels, runGemm } from './simd/gemm.js'
-import { addressOf, heapF32, heapMemory, simd, type WasmBackend } from './wasm-heap.js'
+import { addressOf, dispose, heapF32, heapMemory, simd, type WasmBackend } from './wasm-heap.js'
 
 /** Bytes of operand a GEMM pass streams per row block; keeps it in L2 (256 KiB and up on current x86). */
 const OPERAND_BYTES = 256 * 1024
@@ -100,6 +100,18 @@ function isPadded(g: ConvGeometry): boolean {
 }
 
 /**
+ * A row of zeros as long as a window, where some window reaches outside x (else null): the chunk is zeroed from
+ * it by one SIMD row copy (stride 0), since `TypedArray.fill` is several times slower on the threaded build's
+ * shared heap.
+ */
+function zeroRow(backend: WasmBackend, g: ConvGeometry): tf.TensorInfo | null {
+  if (!isPadded(g)) return null
+  const row = backend.makeOutput([g.kh * g.kw * g.ci], 'float32')
+  heapF32(backend, row).fill(0)
+  return row
+}
+
+/**
  * Writes the im2col rows of output rows `[row0, row0 + rows)` (rows counted over batch and height) to `dst`
  * (byte address): row `(r - row0)*ow + x` holds the window of output pixel (r, x) as `[kh][kw][ci]`.
  * Windows' parts outside x are left as they are (the caller zeroes the chunk first when {@link isPadded}).
@@ -150,8 +162,8 @@ export function gemmConv2D(
   const y = backend.makeOutput([g.n, g.oh, g.ow, g.co], 'float32')
   const rowsBuf = backend.makeOutput([chunkPositions, k], 'float32')
   const packed = backend.makeOutput([blocks * 4, k], 'float32')
-  const padded = isPadded(g)
   const kernels = simd(backend)!
+  const zeros = zeroRow(backend, g)
   const rowsAt = addressOf(backend, rowsBuf)
   const packedAt = addressOf(backend, packed)
   const filterAt = addressOf(backend, filter)
@@ -161,7 +173,7 @@ export function gemmConv2D(
   for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
     const rows = Math.min(chunkRows, totalRows - row0)
     const positions = rows * g.ow
-    if (padded) heapF32(backend, rowsBuf).fill(0, 0, positions * k)
+    if (zeros) kernels.copyRows(addressOf(backend, zeros), 0, rowsAt, k, positions, k)
     im2col(backend, x, g, row0, rows, rowsAt)
     for (let blk = 0; blk * 4 < positions; blk++) {
       const r = Math.min(4, positions - blk * 4)
@@ -184,8 +196,7 @@ export function gemmConv2D(
       })
     }
   }
-  backend.disposeData(rowsBuf.dataId)
-  backend.disposeData(packed.dataId)
+  dispose(backend, rowsBuf, packed, ...(zeros ? [zeros] : []))
   return y
 }
 
@@ -206,8 +217,8 @@ export function gemmConv2DBackpropFilter(
   const dW = backend.makeOutput([g.kh, g.kw, g.ci, g.co], 'float32')
   const rowsBuf = backend.makeOutput([chunkRows * g.ow, k], 'float32')
   const packed = backend.makeOutput([chunkRows * g.ow, Math.ceil(k / 4) * 4], 'float32')
-  const padded = isPadded(g)
   const kernels = simd(backend)!
+  const zeros = zeroRow(backend, g)
   const rowsAt = addressOf(backend, rowsBuf)
   const packedAt = addressOf(backend, packed)
   const dyAt = addressOf(backend, dy)
@@ -215,7 +226,7 @@ export function gemmConv2DBackpropFilter(
   for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
     const rows = Math.min(chunkRows, totalRows - row0)
     const positions = rows * g.ow
-    if (padded) heapF32(backend, rowsBuf).fill(0, 0, positions * k)
+    if (zeros) kernels.copyRows(addressOf(backend, zeros), 0, rowsAt, k, positions, k)
     im2col(backend, x, g, row0, rows, rowsAt)
     // four columns of the chunk at a time, [k/4][positions][4]: each row block of dW reads one contiguous run
     for (let c0 = 0; c0 < k; c0 += 4) {
@@ -236,7 +247,6 @@ export function gemmConv2DBackpropFilter(
       accumulate: row0 > 0,
     })
   }
-  backend.disposeData(rowsBuf.dataId)
-  backend.disposeData(packed.dataId)
+  dispose(backend, rowsBuf, packed, ...(zeros ? [zeros] : []))
   return dW
 }
