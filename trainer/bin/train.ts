@@ -1,6 +1,9 @@
 /**
  * `npm run train`: trains on a local dataset and writes the model, metrics.json, report.html and checkpoints
- * to a folder. The only trainer module that touches argv, env and exit codes.
+ * to a folder. The only trainer module that touches argv, env, signals and exit codes.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint (the same command with `--resume`
+ * continues there) and exits 130; a second one quits at once.
  * @module
  */
 import { resolve } from 'node:path'
@@ -14,8 +17,20 @@ import { parseTrainArgs, UsageError } from '../cli-args.js'
 import { EngineThreads, parseTrainConfig, trainingThreads } from '../config.js'
 import { DatasetError } from '../dataset-source.js'
 import { loadDatasetForTraining } from '../load.js'
-import { train, TrainingError } from '../train.js'
+import { TrainingError, TrainingStopped, train } from '../train.js'
 import { packageVersion } from '../version.js'
+
+/** Exit status after a stop by signal: 128 + SIGINT's number, as shells report Ctrl-C. */
+const STOPPED_EXIT = 130
+
+let stopRequested: string | undefined
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopRequested) process.exit(STOPPED_EXIT)
+    stopRequested = signal
+    console.error(`\n${signal}: stopping after this step and saving a checkpoint (again to quit at once)`)
+  })
+}
 
 async function main(): Promise<void> {
   const args = parseTrainArgs(process.argv.slice(2))
@@ -43,6 +58,7 @@ async function main(): Promise<void> {
     backend: engine,
     resume: args.resume,
     packageVersion,
+    shouldStop: () => stopRequested !== undefined,
   })
   const t = metrics.test
   console.log(
@@ -56,6 +72,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof TrainingStopped) {
+    console.error(`${err.message}: run the same command with --resume to continue`)
+    process.exitCode = STOPPED_EXIT
+    return
+  }
   if (err instanceof UsageError) {
     console.error(err.message)
     process.exitCode = 2
