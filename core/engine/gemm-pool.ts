@@ -13,18 +13,33 @@ import { Worker } from 'node:worker_threads'
 import { type GemmCall, type GemmKernels, gemmModule, runGemm } from './simd/gemm.js'
 import type { WasmMemory } from './simd/kernels.js'
 
-/** Control slots: [generation, done, workers]; then one slot of 16 per worker (12 operands, then "has work"). */
+/** Control slots: [generation, done, workers, failed worker + 1]; then one slot of 16 per worker (12 operands, then "has work"). */
 const HEADER = 4
 const SLOT = 16
 /** Polls of the shared counters before a thread sleeps in `Atomics.wait` (tens of microseconds). */
 const SPIN = 20_000
 
+/** Bytes per worker for the text of its failure (see {@link GemmPool.run}). */
+const FAILURE_BYTES = 512
+
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads')
-const { memory, bytes, control, slot } = workerData
-const g = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports
+const { memory, bytes, control, failures, slot } = workerData
 const c = new Int32Array(control)
 const o = ${HEADER} + slot * ${SLOT}
+let g
+let failure = ''
+try {
+  g = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports
+} catch (error) {
+  failure = String(error && error.message ? error.message : error)
+}
+function fail(error) {
+  failure = failure || String(error && error.message ? error.message : error)
+  const text = new TextEncoder().encode(failure).subarray(0, ${FAILURE_BYTES})
+  new Uint8Array(failures, slot * ${FAILURE_BYTES}, ${FAILURE_BYTES}).set(text)
+  Atomics.store(c, 3, slot + 1)
+}
 let seen = 0
 for (;;) {
   // spin a little first: the next call usually comes within microseconds, and waking from a wait costs tens
@@ -32,14 +47,19 @@ for (;;) {
   Atomics.wait(c, 0, seen)
   seen = Atomics.load(c, 0)
   if (c[o + 15] === 1) {
-    const a = c[o], aStep = c[o + 1], aBlock = c[o + 2], b = c[o + 3], bStep = c[o + 4], bPanel = c[o + 5]
-    const cc = c[o + 6], ldc = c[o + 7], rows = c[o + 8], inner = c[o + 9], panels = c[o + 10], acc = c[o + 11]
-    const whole = rows & ~3
-    if (whole > 0) g.gemm4(a, aStep, aBlock, b, bStep, bPanel, cc, ldc, whole, inner, panels, acc)
-    const rest = rows - whole
-    if (rest > 0) {
-      const fn = rest === 3 ? g.gemm3 : rest === 2 ? g.gemm2 : g.gemm1
-      fn(a + (whole / 4) * aBlock, aStep, aBlock, b, bStep, bPanel, cc + whole * ldc, ldc, rest, inner, panels, acc)
+    try {
+      if (failure) throw new Error(failure)
+      const a = c[o], aStep = c[o + 1], aBlock = c[o + 2], b = c[o + 3], bStep = c[o + 4], bPanel = c[o + 5]
+      const cc = c[o + 6], ldc = c[o + 7], rows = c[o + 8], inner = c[o + 9], panels = c[o + 10], acc = c[o + 11]
+      const whole = rows & ~3
+      if (whole > 0) g.gemm4(a, aStep, aBlock, b, bStep, bPanel, cc, ldc, whole, inner, panels, acc)
+      const rest = rows - whole
+      if (rest > 0) {
+        const fn = rest === 3 ? g.gemm3 : rest === 2 ? g.gemm2 : g.gemm1
+        fn(a + (whole / 4) * aBlock, aStep, aBlock, b, bStep, bPanel, cc + whole * ldc, ldc, rest, inner, panels, acc)
+      }
+    } catch (error) {
+      fail(error)
     }
   }
   if (Atomics.add(c, 1, 1) + 1 === c[2]) Atomics.notify(c, 1)
@@ -48,27 +68,36 @@ for (;;) {
 
 export class GemmPool {
   private readonly control: Int32Array
+  private readonly failures: SharedArrayBuffer
   private readonly workers: Worker[]
 
-  /** `threads` counts this one: `threads - 1` workers start. */
+  /**
+   * `threads` counts this one: `threads - 1` workers start. `moduleBytes`: the GEMM module the workers
+   * instantiate (tests pass a broken one).
+   */
   constructor(
     memory: WasmMemory,
-    readonly threads: number
+    readonly threads: number,
+    moduleBytes: Uint8Array = gemmModule(true)
   ) {
     this.control = new Int32Array(new SharedArrayBuffer((HEADER + SLOT * threads) * 4))
     this.control[2] = threads - 1
-    const bytes = gemmModule(true)
+    this.failures = new SharedArrayBuffer(FAILURE_BYTES * threads)
+    const bytes = moduleBytes
     this.workers = Array.from({ length: threads - 1 }, (_, slot) => {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { memory, bytes, control: this.control.buffer, slot },
+        workerData: { memory, bytes, control: this.control.buffer, failures: this.failures, slot },
       })
       worker.unref()
       return worker
     })
   }
 
-  /** Runs `call` split over the threads (this one included), and returns when every part is done. */
+  /**
+   * Runs `call` split over the threads (this one included), and returns when every part is done.
+   * @throws when a worker failed (its module did not instantiate, or its part threw): the output is incomplete
+   */
   run(kernels: GemmKernels, call: GemmCall): void {
     const blocks = Math.ceil(call.rows / 4)
     const perThread = Math.ceil(blocks / this.threads)
@@ -115,6 +144,12 @@ export class GemmPool {
       const done = Atomics.load(c, 1)
       if (done === this.workers.length) break
       Atomics.wait(c, 1, done)
+    }
+    const failed = Atomics.load(c, 3)
+    if (failed !== 0) {
+      const text = new Uint8Array(this.failures, (failed - 1) * FAILURE_BYTES, FAILURE_BYTES)
+      const message = new TextDecoder().decode(text.slice(0, text.indexOf(0) === -1 ? FAILURE_BYTES : text.indexOf(0)))
+      throw new Error(`the engine's GEMM worker ${failed} failed: ${message}`)
     }
   }
 
