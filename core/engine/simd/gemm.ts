@@ -35,16 +35,15 @@ function gemmBody(mr: number): FunctionDef {
   const P = Object.fromEntries(PARAMS.map((name, i) => [name, i])) as Record<string, number>
   const param = (name: string) => P[name]!
   let next = PARAMS.length
-  const [i, p, t, aPtr, bPtr, cPtr, aRow, bCol] = Array.from({ length: 8 }, () => next++) as number[] as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ]
+  // locals: row, panel and step counters, operand pointers, the current row of A and column panel of B
+  const i = next++
+  const p = next++
+  const t = next++
+  const aPtr = next++
+  const bPtr = next++
+  const cPtr = next++
+  const aRow = next++
+  const bCol = next++
   const b0 = next++
   const b1 = next++
   const s = next++
