@@ -5,7 +5,7 @@
  * - `node-compat.ts`: `node:util` shim so tfjs-node(-gpu) 4.22 computes on Node 23+ (tfjs#8609).
  * - `ladder.ts`: tries tfjs-node-gpu, tfjs-node, wasm, cpu; each must pass a probe op.
  * - `wasm-kernels.ts` (registered kernels, wasm only): Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput
- *   (`wasm-conv.ts`, as XNNPACK forward convolutions), Identity, MaxPoolGrad, Mean, PadV2, Slice, Sum, Tile and
+ *   (`wasm-conv.ts`: on our FMA GEMM, below, else as XNNPACK forward convolutions), Identity, MaxPoolGrad, Mean, PadV2, Slice, Sum, Tile and
  *   the fused BatchNorm gradient (`wasm-memory.ts`, on the heap directly).
  * - `simd/`: a small wasm SIMD module assembled at start (Adam, transpose, row copies, max-pool gradient,
  *   BatchNorm gradient passes) over the backend's heap; JS loops where the runtime has no SIMD, an error where

@@ -1,5 +1,7 @@
 /**
- * Convolutions for the wasm backend, all run by XNNPACK's forward convolution or GEMM (20-33 GFLOP/s here).
+ * Convolutions for the wasm backend. Where the runtime has relaxed SIMD (Node 22+) every pass below that has
+ * `co % 8 == 0` runs on the engine's own FMA GEMM (`wasm-gemm-conv.ts`); elsewhere, and for other shapes, they
+ * run on XNNPACK's forward convolution or GEMM (20-33 GFLOP/s here), as described here.
  *
  * The stock wasm backend has no `Conv2DBackpropFilter` and a naive `Conv2DBackpropInput` (~3 GFLOP/s).
  * Both gradients are correlations too:
