@@ -7,7 +7,7 @@
  * - `trained, 1 batch`: the same model, image and mirror image as one batch of 2n;
  * - `folded, 1 batch`: BatchNorm folded into the convolutions, ReLU fused, one batch of 2n (what is served).
  *
- *   tsx bench/fold.ts [--size 64] [--batches 1,16] [--repeats 15] [--backend auto|wasm|cpu|...]
+ *   tsx bench/fold.ts [--size 64] [--batches 1,16] [--repeats 15] [--backend auto|wasm|cpu|...] [--no-fma]
  *
  * The variants run interleaved, repeat after repeat, so load from other processes hits them alike. Printed:
  * median wall milliseconds per call and per image, the CPU milliseconds of this process (steadier on a shared
@@ -18,6 +18,7 @@
 import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs'
 import { initEngine, type BackendChoice } from '../core/engine/index.js'
+import { setSimdFmaEnabled } from '../core/engine/simd/kernels.js'
 import { toInferenceModel } from '../core/inference-model.js'
 import { createModel } from '../core/model.js'
 import { randomizeBatchNorms } from '../support/models.js'
@@ -28,11 +29,15 @@ const { values: args } = parseArgs({
     batches: { type: 'string', default: '1,16' },
     repeats: { type: 'string', default: '15' },
     backend: { type: 'string' },
+    'no-fma': { type: 'boolean', default: false },
   },
 })
+// Without FMA the convolutions run on XNNPACK instead of the engine's GEMM (Node 22+): two runs compare them.
+if (args['no-fma']) setSimdFmaEnabled(false)
 const size = Number(args.size)
 const repeats = Number(args.repeats)
 const engine = await initEngine({ backend: (args.backend ?? process.env.AGEGENDER_BACKEND ?? 'auto') as BackendChoice })
+console.log(`convolutions: ${engine.report.features['gemm-conv']?.on ? 'our FMA GEMM' : "XNNPACK's"}`)
 console.log(`backend: ${engine.description}; ResNet18 (width 64) at ${size} px, flip averaging, median of ${repeats}`)
 
 const trained = createModel({ inputSize: size, seed: 1 })

@@ -337,3 +337,36 @@ export function conv2D(args: KernelArgs): tf.TensorInfo {
   dispose(backend, z)
   return y
 }
+
+/**
+ * The served model's convolution (BatchNorm folded into a bias, ReLU fused: `core/inference-model.ts`). On our
+ * GEMM where it runs the convolutions, with the bias and ReLU applied after it by the stock element-wise kernels;
+ * other activations, PReLU weights and shapes the GEMM does not take keep the stock fused XNNPACK kernel.
+ */
+export function fusedConv2D(args: KernelArgs): tf.TensorInfo {
+  const backend = asWasm(args.backend)
+  const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const attrs = args.attrs as unknown as ConvAttrs & { activation?: string }
+  const activation = attrs.activation ?? 'linear'
+  const info = convInfo(x!.shape, filter!.shape, attrs)
+  const simple =
+    !preluActivationWeights &&
+    (activation === 'linear' || activation === 'relu') &&
+    (!bias || (bias.shape.length === 1 && bias.shape[0] === info.outChannels)) &&
+    gemmConvEligible(info) &&
+    [x, filter, bias].every((t) => !t || t.dtype === 'float32')
+  const gemm = simple ? gemmFor(backend) : null
+  if (!gemm) return fallback('FusedConv2D', args)
+  let y = gemmConv2D(backend, gemm, x!, filter!, geometryOf(info))
+  if (bias) {
+    const biased = runWasmKernel('Add', { inputs: { a: y, b: bias }, backend })
+    dispose(backend, y)
+    y = biased
+  }
+  if (activation === 'relu') {
+    const rectified = runWasmKernel('Relu', { inputs: { x: y }, backend })
+    dispose(backend, y)
+    y = rectified
+  }
+  return y
+}

@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
-import { conv2D, conv2DBackpropFilter, conv2DBackpropInput } from './wasm-conv.js'
+import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from './wasm-conv.js'
 import type { KernelArgs } from './wasm-heap.js'
 import { BATCH_NORM_GRAD_KERNEL } from './batch-norm.js'
 import {
@@ -28,6 +28,7 @@ export const WASM_TRAINING_KERNELS: Readonly<Record<string, Kernel>> = {
   Conv2D: conv2D,
   Conv2DBackpropFilter: conv2DBackpropFilter,
   Conv2DBackpropInput: conv2DBackpropInput,
+  FusedConv2D: fusedConv2D,
   Identity: identity,
   MaxPoolGrad: maxPoolGrad,
   Mean: mean,

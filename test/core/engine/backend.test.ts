@@ -24,7 +24,7 @@ it('auto picks wasm with the training kernels, once, and reports why it passed o
   const first = initEngine()
   const info = await first
   expect(info.name).toBe('wasm')
-  expect(info.description).toMatch(/^wasm \(SIMD kernels, 1 thread, 11 training kernels, 3\/3 patches\)$/)
+  expect(info.description).toMatch(/^wasm \(SIMD kernels, 1 thread, 12 training kernels, 3\/3 patches\)$/)
   expect(info.report.fallbacks).toEqual([
     'tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed; install it or pick another backend',
     'tensorflow: @tensorflow/tfjs-node is not installed; install it or pick another backend',

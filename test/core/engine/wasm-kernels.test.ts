@@ -144,6 +144,31 @@ describe.each([
       })
     }
 
+    it('fused convolution (the served model): bias and ReLU, linear, PReLU, on the GEMM path and off it', async () => {
+      for (const c of [
+        { x: [2, 9, 9, 8], k: 3, co: 16, stride: 1, activation: 'relu' as const, bias: true },
+        { x: [2, 9, 9, 8], k: 3, co: 16, stride: 2, activation: 'linear' as const, bias: true },
+        { x: [2, 8, 8, 3], k: 7, co: 8, stride: 2, activation: 'relu' as const, bias: false },
+        { x: [2, 6, 6, 4], k: 1, co: 6, stride: 1, activation: 'relu' as const, bias: true }, // co not a multiple of 8
+        { x: [2, 6, 6, 4], k: 3, co: 8, stride: 1, activation: 'prelu' as const, bias: true }, // stock kernel
+      ]) {
+        const xv = random(size(c.x), 4)
+        const wv = random(c.k * c.k * c.x[3]! * c.co, 5)
+        const bv = random(c.co, 6)
+        await expectSame(() =>
+          tf.fused.conv2d({
+            x: tf.tensor4d(xv, c.x as [number, number, number, number]),
+            filter: tf.tensor4d(wv, [c.k, c.k, c.x[3]!, c.co]),
+            strides: c.stride,
+            pad: 'same',
+            ...(c.bias ? { bias: tf.tensor1d(bv) } : {}),
+            activation: c.activation,
+            ...(c.activation === 'prelu' ? { preluActivationWeights: tf.tensor1d(bv.map((v) => v / 4)) } : {}),
+          })
+        )
+      }
+    })
+
     it('falls back to the stock kernel for padding wider than the kernel', async () => {
       const dyv = random(2 * 9 * 9 * 2, 4)
       const wv = random(3 * 3 * 3 * 2, 5)
