@@ -6,7 +6,8 @@
  *
  *   npm run bench:conv [-- --size 64] [--batch 32] [--threads N]
  *
- * Needs relaxed SIMD (Node 22+) for the GEMM side; on older Node both columns are XNNPACK.
+ * Needs relaxed SIMD (Node 22+) for the GEMM side; on older Node both columns are XNNPACK. Runs the GEMM on every
+ * thread asked for (`AGEGENDER_GEMM=on` unless set: the trainer's `auto` keeps it to one thread).
  * @module
  */
 import { parseArgs } from 'node:util'
@@ -28,6 +29,8 @@ const threads = args.threads === undefined ? defaultWasmThreads() : Number(args.
 const minMs = Number(args['min-ms'])
 if (!Number.isInteger(size) || size < 32 || size % 32 !== 0) throw new Error('--size must be a multiple of 32')
 
+// the point is the comparison: the GEMM on every thread asked for, unless the caller set AGEGENDER_GEMM
+process.env['AGEGENDER_GEMM'] ??= 'on'
 const engine = await initEngine({ backend: 'wasm', threads })
 console.log(`backend: ${engine.description}`)
 console.log(`gemm-conv: ${engine.report.features['gemm-conv']?.detail}`)

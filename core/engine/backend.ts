@@ -24,7 +24,7 @@ import { installLazyConvGradients } from './lazy-conv-grad.js'
 import { installNodeUtilShim } from './node-compat.js'
 import { type EngineFeature, type EngineReport, off, on, tfjsVersions, versionCheck } from './report.js'
 import { simdFmaOffReason, simdKernelModule, simdKernelsOffReason } from './simd/kernels.js'
-import { gemmThreads, setGemmThreads } from './gemm-pool.js'
+import { gemmThreads, gemmThreadsOffReason, setGemmThreads } from './gemm-pool.js'
 import { gemmKernels, gemmModule, gemmOffReason } from './simd/gemm.js'
 import { asWasm, heapMemory, simd } from './wasm-heap.js'
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
@@ -263,7 +263,7 @@ function simdFeature(): EngineFeature {
  * the reason otherwise (XNNPACK convolves). Instantiating the module here validates it: broken is an error.
  */
 function gemmFeature(): EngineFeature {
-  const reason = gemmOffReason()
+  const reason = gemmOffReason() ?? gemmThreadsOffReason()
   if (reason) return off(reason)
   const memory = heapMemory(asWasm(tf.backend()))
   if (!memory || !gemmKernels(memory)) throw new Error('the GEMM kernels did not instantiate over the wasm heap')

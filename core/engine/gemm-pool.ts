@@ -7,6 +7,9 @@
  * Hand-off is a few `Int32Array` slots in a `SharedArrayBuffer`: the operands of each worker's range, a
  * generation counter the workers `Atomics.wait` on, and a done counter this thread waits on (Node allows
  * `Atomics.wait` on the main thread). Workers are unreferenced, so they never keep the process alive.
+ *
+ * Opt-in (`AGEGENDER_GEMM=on`; {@link gemmThreadsOffReason}): one training run on two threads with this pool hung
+ * after ~20 minutes with every thread asleep, and the cause is not known yet.
  * @module
  */
 import { Worker } from 'node:worker_threads'
@@ -160,15 +163,42 @@ export class GemmPool {
 }
 
 let threadsWanted = 1
+let mode: GemmMode = 'auto'
 const pools = new WeakMap<WasmMemory, GemmPool>()
 
-/** How many threads (this one included) the GEMM uses from now on; the engine sets XNNPACK's pool size. */
+/** The environment switch for the GEMM convolutions (see {@link gemmThreadsOffReason}). */
+export const GEMM_ENV = 'AGEGENDER_GEMM'
+/** `auto`: where the engine has one thread; `on`: on any number of threads; `off`: never (XNNPACK convolves). */
+export type GemmMode = 'auto' | 'on' | 'off'
+
+/**
+ * How many threads (this one included) the GEMM uses from now on; the engine sets XNNPACK's pool size. Reads
+ * {@link GEMM_ENV} once, here.
+ * @throws on a value of {@link GEMM_ENV} other than auto, on or off
+ */
 export function setGemmThreads(threads: number): void {
+  const value = process.env[GEMM_ENV] ?? 'auto'
+  if (value !== 'auto' && value !== 'on' && value !== 'off') {
+    throw new Error(`${GEMM_ENV} must be auto, on or off, got ${JSON.stringify(value)}`)
+  }
   threadsWanted = threads
+  mode = value
 }
 
 export function gemmThreads(): number {
   return threadsWanted
+}
+
+/**
+ * Why the convolutions stay on XNNPACK although the GEMM could run, or null. A 5-epoch training run with the GEMM on
+ * two threads stopped after ~20 minutes with every thread asleep (README, Engine), not reproduced since and not
+ * explained: until it is, `auto` runs the GEMM only where the engine has one thread; `AGEGENDER_GEMM=on` runs it on
+ * several.
+ */
+export function gemmThreadsOffReason(): string | null {
+  if (mode === 'off') return `XNNPACK's convolutions: our GEMM turned off (${GEMM_ENV}=off)`
+  if (threadsWanted < 2 || mode === 'on') return null
+  return `XNNPACK's threaded convolutions: our GEMM on ${threadsWanted} threads is opt-in (${GEMM_ENV}=on) until a hang seen once in a threaded run is explained`
 }
 
 /** The pool over `memory`, made on first use, or null for one thread or a heap that is not shared. */

@@ -13,7 +13,8 @@
  *   fused multiply-add (`simd-fma` in the report).
  * - `simd/gemm.ts` + `wasm-gemm-conv.ts`: where that FMA is on, a GEMM micro-kernel of our own (4x8 f32x4
  *   accumulators, `relaxed_madd`) runs the convolutions' forward pass, filter gradient and input-gradient phases
- *   instead of XNNPACK (`gemm-conv` in the report); XNNPACK's kernels convolve elsewhere.
+ *   instead of XNNPACK (`gemm-conv` in the report): by default where the engine has one thread, on several with
+ *   `AGEGENDER_GEMM=on` (`gemm-pool.ts`; see its header for why); XNNPACK's kernels convolve elsewhere.
  * - `wasm-threads.ts`: XNNPACK's thread pool under Node (tfjs's threaded SIMD build, which tfjs keeps from
  *   Node): `initEngine({ threads })`, what the trainer uses by default; results do not depend on the count.
  * - patches of tfjs internals, installed only with wasm and inert on other backends: `tf.fused.conv2d`

@@ -16,7 +16,7 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs'
-import { gemmPoolFor } from './gemm-pool.js'
+import { gemmPoolFor, gemmThreadsOffReason } from './gemm-pool.js'
 import { type GemmCall, type GemmKernels, gemmKernels, runGemm } from './simd/gemm.js'
 import { addressOf, dispose, heapF32, heapMemory, simd, type WasmBackend } from './wasm-heap.js'
 
@@ -64,8 +64,9 @@ export function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   }
 }
 
-/** The GEMM kernels for this backend's heap, or null (no relaxed SIMD, FMA turned off, or a hidden heap). */
+/** The GEMM kernels for this backend's heap, or null (no relaxed SIMD, FMA turned off, threads not opted in, or a hidden heap). */
 export function gemmFor(backend: WasmBackend): GemmKernels | null {
+  if (gemmThreadsOffReason() !== null) return null
   const memory = heapMemory(backend)
   return memory && simd(backend) ? gemmKernels(memory) : null
 }

@@ -14,7 +14,8 @@
  *
  * Each XNNPACK operator splits its output between the threads; every output element is still computed by one
  * thread in the same order, so results are the same for any thread count (test/core/engine/wasm-threads.test.ts).
- * XNNPACK's operators run threaded, and so does the engine's FMA GEMM (`gemm-pool.ts`, over the same shared heap);
+ * XNNPACK's operators run threaded, and so does the engine's FMA GEMM with `AGEGENDER_GEMM=on` (`gemm-pool.ts`,
+ * over the same shared heap);
  * the engine's other kernels (Adam, BatchNorm, memory kernels) do not.
  *
  * Afterwards the pool's workers are unreferenced (they would keep the process alive) and the pool size is

@@ -20,11 +20,11 @@ interface Digest {
   digest: string
 }
 
-function trainSteps(threads: number): Digest {
+function trainSteps(threads: number, env: Record<string, string> = {}): Digest {
   const run = spawnSync(
     process.execPath,
     [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'support/train-steps-digest.ts', '--threads', String(threads)],
-    { cwd: root, encoding: 'utf8', timeout: 180_000 }
+    { cwd: root, encoding: 'utf8', timeout: 180_000, env: { ...process.env, ...env } }
   )
   // a pool that kept the process alive would end in the timeout's signal, not status 0
   expect(run.signal, 'the process did not end by itself').toBeNull()
@@ -40,11 +40,20 @@ it('trains on two threads (XNNPACK, and our GEMM where the runtime has relaxed S
   expect(two.description).toContain('2 threads,')
   expect(two.threads).toEqual({ on: true, detail: "2 threads (the calling one included) run XNNPACK's operators" })
   if (runtimeHasRelaxedSimd()) {
-    // the convolutions run on our GEMM, split over its own workers on the shared heap
+    // By default one thread convolves on our GEMM and two on XNNPACK's threads; AGEGENDER_GEMM=on puts two on the
+    // GEMM (split over its own workers on the shared heap), =off puts one on XNNPACK. Each engine gives the same
+    // weights on one thread as on two.
     expect(one.gemm).toEqual({ on: true, detail: expect.stringContaining(' bytes, 1 thread)') })
-    expect(two.gemm).toEqual({ on: true, detail: expect.stringContaining(' bytes, 2 threads)') })
-  } else {
-    expect(two.gemm.on).toBe(false)
+    expect(two.gemm).toEqual({ on: false, detail: expect.stringMatching(/opt-in \(AGEGENDER_GEMM=on\)/) })
+    const pooled = trainSteps(2, { AGEGENDER_GEMM: 'on' })
+    expect(pooled.gemm).toEqual({ on: true, detail: expect.stringContaining(' bytes, 2 threads)') })
+    expect(pooled.digest).toBe(one.digest)
+    const oneXnnpack = trainSteps(1, { AGEGENDER_GEMM: 'off' })
+    expect(oneXnnpack.gemm).toEqual({ on: false, detail: expect.stringMatching(/AGEGENDER_GEMM=off/) })
+    expect(two.losses.every(Number.isFinite)).toBe(true)
+    expect(two.losses).toEqual(oneXnnpack.losses)
+    expect(two.digest).toBe(oneXnnpack.digest)
+    return
   }
   expect(two.losses).toHaveLength(3)
   expect(two.losses.every(Number.isFinite)).toBe(true)
