@@ -29,11 +29,16 @@ import type { S3EventRecord } from 'aws-lambda'
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, rename, rm } from 'node:fs/promises'
+import { fstat as fstatCallback } from 'node:fs'
+import { promisify } from 'node:util'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { setTimeout as delay } from 'node:timers/promises'
+
+const fstat = promisify(fstatCallback)
 import S3rver from 's3rver'
 import { checkSignature, type S3Credentials } from './s3-auth.js'
 
@@ -66,6 +71,14 @@ interface S3rverStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>
   putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>
+  getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<S3rverReadObject | null>
+}
+
+/** What s3rver's `getObject` returns: the metadata it answers with and a stream of the file it opened. */
+interface S3rverReadObject {
+  metadata: Record<string, string | number>
+  content?: (Readable & { fd?: number | null }) | null
+  range?: unknown
 }
 
 /**
@@ -98,6 +111,30 @@ function makeWritesAtomic(store: S3rverStore): void {
     const digest = md5.digest('hex')
     await store.putMetadata(object.bucket, object.key, object.metadata, digest)
     return { size, md5: digest }
+  }
+  // s3rver's read stats the file for Content-Length, then opens the path again: a rename in between (the writes
+  // above) streams the new file against the old length, and the client fails with `aborted`. And it parses
+  // metadata.json, which putMetadata rewrites in place. So the file it opened is checked against the length it
+  // announced, and a mismatch or a torn metadata file starts the read over (the writer is done by then).
+  const getObject = store.getObject.bind(store)
+  store.getObject = async (bucket, key, options) => {
+    for (let attempt = 1; ; attempt++) {
+      let object: S3rverReadObject | null
+      try {
+        object = await getObject(bucket, key, options)
+      } catch (err) {
+        if (!(err instanceof SyntaxError) || attempt === 5) throw err
+        await delay(attempt)
+        continue
+      }
+      const stream = object?.content
+      if (!object || !stream || object.range !== undefined || typeof stream.fd !== 'number' || attempt === 5) {
+        return object
+      }
+      const { size } = await fstat(stream.fd)
+      if (size === Number(object.metadata['content-length'])) return object
+      stream.destroy()
+    }
   }
 }
 
