@@ -19,6 +19,9 @@
  * slowest kernels of one step from `tf.profile` (a kernel's time includes the kernels it runs itself).
  * `--no-fma` makes the wasm SIMD kernels use plain mul + add where the runtime has relaxed SIMD's fused
  * multiply-add (Node 22+), to time FMA against it: two runs with and without, back to back on the same machine.
+ * Without FMA the convolutions also leave the engine's GEMM for XNNPACK's; the GEMM runs by default only on one
+ * thread (`AGEGENDER_GEMM=on` puts it on every thread, as the README's 2-thread GEMM rows were measured). The
+ * `convolutions:` line says which ran.
  * @module
  */
 import { spawnSync } from 'node:child_process'
@@ -164,6 +167,8 @@ const engine = await initEngine({ backend: backendChoice, threads })
 console.log(`backend: ${engine.description}`)
 const fma = engine.report.features['simd-fma']
 if (fma) console.log(`FMA ${fma.on ? 'on' : 'off'}: ${fma.detail}`)
+const gemm = engine.report.features['gemm-conv']
+if (gemm) console.log(`convolutions: ${gemm.on ? 'our FMA GEMM' : 'XNNPACK'}: ${gemm.detail}`)
 console.log(
   `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
     `${os.cpus().length} CPUs, load average ${os
