@@ -114,13 +114,22 @@ function zeroRow(backend: WasmBackend, g: ConvGeometry): tf.TensorInfo | null {
 
 /**
  * Writes the im2col rows of output rows `[row0, row0 + rows)` (rows counted over batch and height) to `dst`
- * (byte address): row `(r - row0)*ow + x` holds the window of output pixel (r, x) as `[kh][kw][ci]`.
- * Windows' parts outside x are left as they are (the caller zeroes the chunk first when {@link isPadded}).
+ * (byte address): row `(r - row0)*ow + x` holds the window of output pixel (r, x) as `[kh][kw][ci]`, zero where
+ * the window leaves x (copied from `zeros`, the {@link zeroRow} of a padded convolution, else null).
  */
-function im2col(backend: WasmBackend, x: tf.TensorInfo, g: ConvGeometry, row0: number, rows: number, dst: number) {
+function im2col(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  g: ConvGeometry,
+  row0: number,
+  rows: number,
+  dst: number,
+  zeros: tf.TensorInfo | null
+) {
   const kernels = simd(backend)!
   const xAt = addressOf(backend, x)
   const k = g.kh * g.kw * g.ci
+  if (zeros) kernels.copyRows(addressOf(backend, zeros), 0, dst, k, rows * g.ow, k)
   for (let rr = 0; rr < rows; rr++) {
     const b = Math.floor((row0 + rr) / g.oh)
     const y = (row0 + rr) % g.oh
@@ -174,8 +183,7 @@ export function gemmConv2D(
   for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
     const rows = Math.min(chunkRows, totalRows - row0)
     const positions = rows * g.ow
-    if (zeros) kernels.copyRows(addressOf(backend, zeros), 0, rowsAt, k, positions, k)
-    im2col(backend, x, g, row0, rows, rowsAt)
+    im2col(backend, x, g, row0, rows, rowsAt, zeros)
     for (let blk = 0; blk * 4 < positions; blk++) {
       const r = Math.min(4, positions - blk * 4)
       kernels.transpose(rowsAt + blk * 16 * k, k, packedAt + blk * 16 * k, 4, r, k)
@@ -227,8 +235,7 @@ export function gemmConv2DBackpropFilter(
   for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
     const rows = Math.min(chunkRows, totalRows - row0)
     const positions = rows * g.ow
-    if (zeros) kernels.copyRows(addressOf(backend, zeros), 0, rowsAt, k, positions, k)
-    im2col(backend, x, g, row0, rows, rowsAt)
+    im2col(backend, x, g, row0, rows, rowsAt, zeros)
     // four columns of the chunk at a time, [k/4][positions][4]: each row block of dW reads one contiguous run
     for (let c0 = 0; c0 < k; c0 += 4) {
       kernels.copyRows(rowsAt + c0 * 4, k, packedAt + c0 * positions * 4, 4, positions, Math.min(4, k - c0))
