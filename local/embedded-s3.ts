@@ -27,20 +27,18 @@
 import type { S3ClientConfig } from '@aws-sdk/client-s3'
 import type { S3EventRecord } from 'aws-lambda'
 import { createHash, randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, fstat as fstatCallback } from 'node:fs'
 import { mkdir, rename, rm } from 'node:fs/promises'
-import { fstat as fstatCallback } from 'node:fs'
-import { promisify } from 'node:util'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { setTimeout as delay } from 'node:timers/promises'
-
-const fstat = promisify(fstatCallback)
+import { promisify } from 'node:util'
 import S3rver from 's3rver'
 import { checkSignature, type S3Credentials } from './s3-auth.js'
+
+const fstat = promisify(fstatCallback)
 
 /** The only access key id s3rver knows; the secret is this server's own (see {@link newS3Credentials}). */
 export const EMBEDDED_S3_ACCESS_KEY_ID = 'S3RVER'
@@ -112,21 +110,24 @@ function makeWritesAtomic(store: S3rverStore): void {
     await store.putMetadata(object.bucket, object.key, object.metadata, digest)
     return { size, md5: digest }
   }
+  // s3rver writes metadata.json and the .md5 file in place too, so a concurrent read could parse a torn file: it
+  // writes them here under a temporary key in the same folder, and they are renamed over the real ones.
+  const putMetadata = store.putMetadata.bind(store)
+  store.putMetadata = async (bucket, key, metadata, md5) => {
+    const temp = `${key}.~${process.pid}-${randomBytes(6).toString('hex')}`
+    await putMetadata(bucket, temp, metadata, md5)
+    for (const resource of md5 ? ['object.md5', 'metadata.json'] : ['metadata.json']) {
+      await rename(store.getResourcePath(bucket, temp, resource), store.getResourcePath(bucket, key, resource))
+    }
+  }
   // s3rver's read stats the file for Content-Length, then opens the path again: a rename in between (the writes
-  // above) streams the new file against the old length, and the client fails with `aborted`. And it parses
-  // metadata.json, which putMetadata rewrites in place. So the file it opened is checked against the length it
-  // announced, and a mismatch or a torn metadata file starts the read over (the writer is done by then).
+  // above) streams the new file against the old length, and the client fails with `aborted`. So the file it
+  // opened is checked against the length it announced, and on a mismatch the read starts over (the rename is done
+  // by then); after five tries the read goes out as it is.
   const getObject = store.getObject.bind(store)
   store.getObject = async (bucket, key, options) => {
     for (let attempt = 1; ; attempt++) {
-      let object: S3rverReadObject | null
-      try {
-        object = await getObject(bucket, key, options)
-      } catch (err) {
-        if (!(err instanceof SyntaxError) || attempt === 5) throw err
-        await delay(attempt)
-        continue
-      }
+      const object = await getObject(bucket, key, options)
       const stream = object?.content
       if (!object || !stream || object.range !== undefined || typeof stream.fd !== 'number' || attempt === 5) {
         return object
