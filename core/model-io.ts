@@ -29,6 +29,11 @@ export const ModelMeta = z.object({
   }),
   /** Average the prediction of the image and its mirror image. */
   testTimeFlip: z.boolean(),
+  /**
+   * The model sees the centred square of this fraction of the decoded image's side, resampled to `inputSize`
+   * (the mean side of the training crops; 1, the whole image, for models trained before it or without them).
+   */
+  centreCrop: z.number().gt(0).lte(1).default(1),
   outputs: z.object({
     age: z.literal('years'),
     gender: z.literal('probability of female'),
@@ -83,6 +88,7 @@ export function defaultMeta(inputSize: number, extra: Partial<ModelMeta> = {}): 
     inputSize,
     normalization: { mean: [...IMAGENET.mean], std: [...IMAGENET.std] },
     testTimeFlip: true,
+    centreCrop: 1,
     outputs: { age: 'years', gender: 'probability of female' },
     genderLabels: ['male', 'female'],
     createdAt: new Date().toISOString(),

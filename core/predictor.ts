@@ -38,7 +38,7 @@ export class Predictor {
     for (let i = 0; i < images.length; i += batchSize) {
       const chunk = images.slice(i, i + batchSize)
       const [ages, probs] = tf.tidy(() => {
-        const x = toModelInput(chunk, this.meta.inputSize, this.meta.normalization)
+        const x = toModelInput(chunk, this.meta.inputSize, this.meta.normalization, this.meta.centreCrop)
         if (!this.meta.testTimeFlip) {
           const [age, gender] = this.model.predict(x) as [tf.Tensor, tf.Tensor]
           return [age.reshape([-1]), gender.reshape([-1])]

@@ -271,7 +271,40 @@ export function normalize(unit: tf.Tensor4D, norm: Normalization = IMAGENET): tf
   return tf.tidy(() => unit.sub(tf.tensor1d([...norm.mean])).div(tf.tensor1d([...norm.std])) as tf.Tensor4D)
 }
 
-/** Decoded images → the model's input tensor `[batch, size, size, 3]`. */
-export function toModelInput(images: readonly Uint8Array[], size: number, norm: Normalization = IMAGENET): tf.Tensor4D {
-  return tf.tidy(() => normalize(toUnitBatch(images, size), norm))
+/**
+ * The centred square of `fraction` of each image's side, resampled (bilinear) back to the batch's size: what a
+ * model trained on random crops of 0.8–1 of the side sees at test time, so that a face has the size it had on
+ * average in training ({@link ModelMeta}'s `centreCrop`). `fraction` 1 returns the batch as it is.
+ */
+export function centreCrop(unit: tf.Tensor4D, fraction: number): tf.Tensor4D {
+  if (!(fraction > 0 && fraction <= 1)) throw new Error(`a centre crop is a fraction in (0, 1], got ${fraction}`)
+  if (fraction === 1) return unit
+  const [batch, height, width] = unit.shape
+  const lo = (1 - fraction) / 2
+  const hi = 1 - lo
+  return tf.tidy(() =>
+    tf.image.cropAndResize(
+      unit,
+      tf.tensor2d(
+        Array.from({ length: batch }, () => [lo, lo, hi, hi]),
+        [batch, 4]
+      ),
+      tf.tensor1d(
+        Array.from({ length: batch }, (_, i) => i),
+        'int32'
+      ),
+      [height, width],
+      'bilinear'
+    )
+  )
+}
+
+/** Decoded images → the model's input tensor `[batch, size, size, 3]`: centre-cropped by `crop`, normalized. */
+export function toModelInput(
+  images: readonly Uint8Array[],
+  size: number,
+  norm: Normalization = IMAGENET,
+  crop = 1
+): tf.Tensor4D {
+  return tf.tidy(() => normalize(centreCrop(toUnitBatch(images, size), crop), norm))
 }

@@ -21,7 +21,7 @@ import { createRng, type Rng, shuffled } from '../core/random.js'
 import { putJson } from '../core/store/object-store.js'
 import type { DedupeReport, EpochRecord, TrainMetrics } from '../core/train-documents.js'
 import { calibrateRun, type RunAgeInterval } from './age-interval.js'
-import { augmentBatch } from './augment.js'
+import { augmentBatch, TEST_CROP } from './augment.js'
 import {
   bestPrefixOf,
   copyWeightsFrom,
@@ -227,6 +227,7 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
     .slice(0, 16)
   const meta = (extra: Partial<ModelMeta> = {}) =>
     defaultMeta(config.imageSize, {
+      centreCrop: config.augment ? TEST_CROP : 1,
       ...(options.runId ? { runId: options.runId } : {}),
       trainedWith: {
         backend: options.backend.name,

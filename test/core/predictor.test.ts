@@ -3,9 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { initEngine } from '../../core/engine/index.js'
 import { toInferenceModel } from '../../core/inference-model.js'
 import { createModel } from '../../core/model.js'
-import { defaultMeta } from '../../core/model-io.js'
+import { defaultMeta, ModelMeta } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
-import { normalize, toUnitBatch } from '../../core/preprocess.js'
+import { centreCrop, normalize, toUnitBatch } from '../../core/preprocess.js'
 import { createRng } from '../../core/random.js'
 import { randomizeBatchNorms } from '../../support/models.js'
 
@@ -47,6 +47,33 @@ describe('Predictor', () => {
     // the flip changes the answer, so the comparison above means something
     expect(Math.max(...flipped.map((p, i) => Math.abs(p.age - unflipped[i]![0]!)))).toBeGreaterThan(1e-3)
     model.dispose()
+  })
+
+  it('predicts on the centre crop its meta names, so a model trained on crops is served as it was trained', async () => {
+    const model = createModel({ inputSize: SIZE, width: 8, seed: 3, ageBias: 30 })
+    randomizeBatchNorms(model, 5)
+    const images = randomImages(3, 4)
+    const expected = tf.tidy(
+      () =>
+        (
+          model.predict(centreCrop(normalize(toUnitBatch(images, SIZE)), 0.9)) as tf.Tensor[]
+        )[0]!.arraySync() as number[][]
+    )
+    const whole = await new Predictor(model, defaultMeta(SIZE, { testTimeFlip: false })).predictDecoded(images)
+    const cropped = await new Predictor(
+      model,
+      defaultMeta(SIZE, { testTimeFlip: false, centreCrop: 0.9 })
+    ).predictDecoded(images)
+    for (const [i, p] of cropped.entries()) expect(p.age).toBeCloseTo(expected[i]![0]!, 4)
+    expect(Math.max(...cropped.map((p, i) => Math.abs(p.age - whole[i]!.age)))).toBeGreaterThan(1e-3)
+    model.dispose()
+  })
+
+  it('reads a meta.json from before centre crops as the whole image', () => {
+    const { centreCrop: _, ...older } = defaultMeta(SIZE, { centreCrop: 0.9 })
+    expect(ModelMeta.parse(older).centreCrop).toBe(1)
+    expect(ModelMeta.parse({ ...older, centreCrop: 0.9 }).centreCrop).toBe(0.9)
+    expect(ModelMeta.safeParse({ ...older, centreCrop: 0 }).success).toBe(false)
   })
 
   it('answers the same with BatchNorm folded as with the trained model', async () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
-import { decodeImage, IMAGENET, ImageDecodeError, toModelInput } from '../../core/preprocess.js'
+import { centreCrop, decodeImage, IMAGENET, ImageDecodeError, toModelInput } from '../../core/preprocess.js'
 
 const solid = (w: number, h: number, rgb: [number, number, number]) =>
   sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
@@ -44,6 +44,35 @@ describe('preprocess', () => {
   it('rejects bytes that are not an image with ImageDecodeError', async () => {
     await expect(decodeImage(Buffer.from('definitely not an image'), 32)).rejects.toBeInstanceOf(ImageDecodeError)
     await expect(decodeImage(Buffer.alloc(0), 32)).rejects.toBeInstanceOf(ImageDecodeError)
+  })
+
+  it('centre-crops a batch to the middle of each image, resampled back to its size', () => {
+    // a 4x4 single-channel ramp: value = 10·row + column
+    const ramp = Array.from({ length: 16 }, (_, i) => 10 * Math.floor(i / 4) + (i % 4))
+    const unit = tf.tensor4d([...ramp, ...ramp.map((v) => v + 100)], [2, 4, 4, 1])
+    const half = centreCrop(unit, 0.5)
+    expect(half.shape).toEqual([2, 4, 4, 1])
+    const [first, second] = half.arraySync() as number[][][][]
+    // cropAndResize samples the box [0.25, 0.75] on 4 points: rows/columns 0.75, 1.25, 1.75, 2.25 of the image
+    expect(first![0]![0]![0]).toBeCloseTo(10 * 0.75 + 0.75, 5)
+    expect(first![3]![3]![0]).toBeCloseTo(10 * 2.25 + 2.25, 5)
+    expect(second![0]![0]![0]).toBeCloseTo(100 + 10 * 0.75 + 0.75, 5)
+    // the whole image is left as it is, and a crop is a fraction of the side
+    expect(centreCrop(unit, 1)).toBe(unit)
+    expect(() => centreCrop(unit, 0)).toThrow(/fraction in \(0, 1\]/)
+    expect(() => centreCrop(unit, 1.2)).toThrow(/fraction in \(0, 1\]/)
+    tf.dispose([unit, half])
+  })
+
+  it('gives the model the centre crop its meta asks for', () => {
+    const px = Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => (i * 37) % 256)
+    const whole = toModelInput([px], 8)
+    const cropped = toModelInput([px], 8, IMAGENET, 0.75)
+    const expected = tf.tidy(() => centreCrop(whole, 0.75))
+    expect(cropped.shape).toEqual([1, 8, 8, 3])
+    expect(tf.max(tf.abs(tf.sub(cropped, expected))).dataSync()[0]).toBeLessThan(1e-5)
+    expect(tf.max(tf.abs(tf.sub(cropped, whole))).dataSync()[0]).toBeGreaterThan(0.1)
+    tf.dispose([whole, cropped, expected])
   })
 
   it('normalizes with the ImageNet mean and std', () => {

@@ -6,6 +6,7 @@ import { type EngineInfo, initEngine } from '../../core/engine/index.js'
 import { loadModel } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { FolderStore } from '../../core/store/folder-store.js'
+import { TEST_CROP } from '../../trainer/augment.js'
 import { parseTrainConfig } from '../../trainer/config.js'
 import { loadDatasetForTraining } from '../../trainer/load.js'
 import { train, TrainingError } from '../../trainer/train.js'
@@ -81,6 +82,8 @@ describe('train', () => {
     expect(metricsJson.engine).toEqual(engine.report)
     const { model, meta } = await loadModel(store, 'model/')
     expect(meta.inputSize).toBe(SETTINGS.imageSize)
+    // trained on random crops (augmentation on by default): served on the centre crop of their mean side
+    expect(meta.centreCrop).toBe(TEST_CROP)
     expect(meta.summary?.testAgeMae).toBeCloseTo(metricsJson.test.ageMae, 6)
     expect(meta.ageInterval).toEqual(metricsJson.ageInterval)
     expect(meta.summary?.testAgeRangeCoverage).toBe(metricsJson.test.ageInterval.coverage)
