@@ -115,7 +115,10 @@ export const TrainMetrics = z.looseObject({
   }),
   config: StoredTrainConfig,
   timings: z.record(z.string(), z.number()),
-  /** Wall-clock minutes of this process, decoding to export (a resumed run counts only its own part). */
+  /**
+   * Wall-clock minutes from decoding to export; a resumed run adds the epochs its earlier processes finished
+   * (their `seconds` in `history`), not their decoding or a partial epoch.
+   */
   minutes: z.number().optional(),
   machine: MachineInfo.optional(),
   /**

@@ -545,7 +545,9 @@ async function writeResults(run: Run, data: PreparedData, progress: Progress, re
     },
     config,
     timings,
-    minutes: timings.totalSeconds! / 60,
+    // a resumed run also counts the epochs its earlier processes trained (their decoding is not recorded)
+    minutes:
+      (timings.totalSeconds! + progress.history.slice(0, progress.startEpoch).reduce((s, h) => s + h.seconds, 0)) / 60,
     machine: machineInfo(),
     ageInterval: interval?.calibration ?? null,
   }

@@ -169,6 +169,9 @@ describe('train', () => {
     expect(a.config.ageLoss).toBe('dldl')
     expect(a.test!.ageMae).toBeLessThan(a.baselines!.medianAgeMae)
     expect(b.test!.ageMae).toBeCloseTo(a.test!.ageMae, 4)
+    // the resumed run's minutes count the two epochs its first process trained
+    const earlier = (b.history[0]!.seconds + b.history[1]!.seconds) / 60
+    expect(b.minutes).toBeCloseTo(b.timings.totalSeconds! / 60 + earlier, 6)
     // float32 round-off after the restore (Adam's powers) is all that may differ
     for (const [i, r] of b.history.entries()) expect(r.valAgeMae).toBeCloseTo(a.history[i]!.valAgeMae!, 4)
     const weights = async (dir: string) => {
