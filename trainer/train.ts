@@ -509,7 +509,8 @@ async function writeResults(run: Run, data: PreparedData, progress: Progress, re
         testEval.predictions
       )
     : null
-  const throughputs = progress.history.slice(progress.startEpoch).map((h) => h.imagesPerSecond)
+  // like `minutes` below, over every epoch of the run, also those a resumed run's earlier processes trained
+  const throughputs = progress.history.map((h) => h.imagesPerSecond)
   const metrics: TrainMetrics = {
     schemaVersion: 1,
     ...(options.runId ? { runId: options.runId } : {}),

@@ -172,6 +172,9 @@ describe('train', () => {
     // the resumed run's minutes count the two epochs its first process trained
     const earlier = (b.history[0]!.seconds + b.history[1]!.seconds) / 60
     expect(b.minutes).toBeCloseTo(b.timings.totalSeconds! / 60 + earlier, 6)
+    // and its training speed is over every epoch, not only the one the second process trained
+    const speeds = b.history.map((r) => r.imagesPerSecond).sort((p, q) => p - q)
+    expect(b.throughput.trainImagesPerSecond).toBe(speeds[1])
     // float32 round-off after the restore (Adam's powers) is all that may differ
     for (const [i, r] of b.history.entries()) expect(r.valAgeMae).toBeCloseTo(a.history[i]!.valAgeMae!, 4)
     const weights = async (dir: string) => {
