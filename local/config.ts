@@ -21,12 +21,12 @@ export const DEFAULT_DATA_DIR = '.local'
 
 /**
  * The recipe of docs/results (64 px, DLDL-v2 age head, weight average, gender loss weight 3, identical training images
- * merged: the trainer's defaults), sized so a UTKFace run on a 2-core CPU ends within 2 hours: 7 epochs ≈ 110 min
- * with the wasm engine's threads on both cores (~15 min an epoch at 64 px, measured in docs/results'
- * progressive run); override with env or flags.
+ * merged, two data-parallel replicas on our GEMM where Node has relaxed SIMD: the trainer's defaults), sized so a
+ * UTKFace run on a 2-core CPU ends within 2 hours: 8 epochs ≈ 105 min (12.5-13 min an epoch at 64 px in docs/results'
+ * replica runs); override with env or flags.
  */
 export const LOCAL_TRAIN_DEFAULTS: Readonly<Record<string, string>> = {
-  TRAIN_EPOCHS: '7',
+  TRAIN_EPOCHS: '8',
   TRAIN_IMAGE_SIZE: '64',
   AGEGENDER_BACKEND: 'auto',
 }

@@ -19,7 +19,7 @@ const SETTING_HELP: Record<keyof typeof TRAIN_ENV, Help> = {
   width: ['N', 'first-stage channels, 64 = ResNet18'],
   maxImages: ['N', 'train on at most N images, for quick runs'],
   seed: ['N', ''],
-  workers: ['N', 'data-parallel worker threads', '1'],
+  workers: ['N|auto', 'data-parallel replicas', 'auto: one per core on our GEMM (Node 22+), else 1'],
   ageLoss: ['L', 'l1 | dldl | mean-variance'],
   progressiveFrom: ['S', 'progressive resizing: early epochs from S px up to the image size, 0 = off'],
   ema: ['D', 'weight-average decay for validation and export, 0 = off'],
@@ -35,7 +35,7 @@ const OTHER_HELP: Record<string, { variable: TrainEnvName; help: Help }> = {
   },
   threads: {
     variable: 'AGEGENDER_THREADS',
-    help: ['N', 'wasm: XNNPACK threads; results do not depend on it', 'every core up to 8, 1 with --workers'],
+    help: ['N', 'wasm: XNNPACK threads; results do not depend on it', 'every core up to 8, 1 beside replicas'],
   },
   backend: {
     variable: 'AGEGENDER_BACKEND',

@@ -10,7 +10,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
 
   --data PATH            dataset: UTKFace-named images, or any images with a labels.csv (filename,age,gender)
   --out PATH             output folder: model/, metrics.json, report.html, checkpoint/
-  --epochs N             (default 7)         --image-size S   multiple of 32 (default 64)
+  --epochs N             (default 8)         --image-size S   multiple of 32 (default 64)
   --progressive-from S   train the first two thirds of the epochs on smaller images, growing from S px to
                          --image-size (multiple of 8; default 0: off); the last third and evaluation at --image-size
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)
@@ -28,9 +28,10 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
   --no-augment           no flips, crops or colour jitter
   --no-dedupe            keep byte-identical training images as separate examples (val/test are never changed)
   --resume               continue from --out/checkpoint if present
-  --workers N            data-parallel worker threads incl. this one (default 1; CPU backends)
+  --workers N|auto       data-parallel replicas incl. this thread (default auto: one per core, at least 16 images
+                         each, where wasm convolves on our GEMM (Node 22+); else 1)
   --threads N            wasm: XNNPACK threads incl. this one; results do not depend on it (default every core up to 8,
-                         1 with --workers; or env AGEGENDER_THREADS)
+                         1 beside replicas; or env AGEGENDER_THREADS)
   --backend NAME         auto | tensorflow-gpu | tensorflow | wasm | cpu (or env AGEGENDER_BACKEND)
 `
 

@@ -7,7 +7,8 @@ import { defaultWasmThreads, MAX_WASM_THREADS } from '../core/engine/index.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
-  epochs: z.coerce.number().int().min(1).max(1000).default(7),
+  /** 8 at 64 px with replicas on our GEMM: about 105 minutes on a 2-core machine (README, Results). */
+  epochs: z.coerce.number().int().min(1).max(1000).default(8),
   imageSize: z.coerce
     .number()
     .int()
@@ -81,10 +82,10 @@ export const TrainConfig = z.object({
   maxImages: z.coerce.number().int().positive().optional(),
   evalBatchSize: z.coerce.number().int().positive().default(64),
   /**
-   * Data-parallel replicas on CPU (this thread + workers - 1 worker threads, see parallel-step.ts). 1 until a
-   * speed-up is measured on the machine at hand; BatchNorm then normalizes each batch/workers shard separately.
+   * Data-parallel replicas on CPU (this thread + workers - 1 worker threads, see parallel-step.ts); `auto` decides
+   * by the machine ({@link replicasFor}). BatchNorm normalizes each batch/workers shard separately.
    */
-  workers: z.coerce.number().int().min(1).max(64).default(1),
+  workers: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default('auto'),
 })
 export type TrainConfig = z.infer<typeof TrainConfig>
 export type TrainConfigInput = z.input<typeof TrainConfig>
@@ -121,7 +122,12 @@ const CheckedTrainConfig = TrainConfig.superRefine((c, ctx) => {
       path,
       message: `progressive start size ${c.progressiveFrom} is above the image size ${c.imageSize}`,
     })
-  } else if (c.progressiveFrom > 0 && c.progressiveFrom < c.imageSize && c.workers > 1) {
+  } else if (
+    c.progressiveFrom > 0 &&
+    c.progressiveFrom < c.imageSize &&
+    typeof c.workers === 'number' &&
+    c.workers > 1
+  ) {
     ctx.addIssue({
       code: 'custom',
       path,
@@ -155,6 +161,39 @@ export function learningRateAt(config: TrainConfig, step: number, total: number)
   const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup))
   const floor = peak * config.minLearningRateRatio
   return floor + (peak - floor) * 0.5 * (1 + Math.cos(Math.PI * t))
+}
+
+/** What `workers: 'auto'` is decided by: the backend, whether our GEMM runs here (relaxed SIMD), the cores. */
+export interface ReplicaRuntime {
+  readonly backend: string
+  readonly gemm: boolean
+  readonly cores: number
+}
+
+/** The fewest images per replica shard: below this a replica's step is mostly overhead. */
+export const MIN_SHARD_IMAGES = 16
+
+/**
+ * The data-parallel replica count. `auto` is one replica per core, each convolving on our GEMM on its own thread,
+ * where the backend is wasm and the GEMM runs (relaxed SIMD, Node 22+): on a 2-core machine 26-29 img/s against
+ * about 22 on two XNNPACK threads (README, Engine). Elsewhere, and for fine-tuning and progressive resizing (which
+ * run on one), it is 1; shards keep at least {@link MIN_SHARD_IMAGES} images.
+ */
+export function replicasFor(
+  config: Pick<TrainConfig, 'workers' | 'batchSize' | 'pretrained' | 'progressiveFrom' | 'imageSize'>,
+  runtime: ReplicaRuntime
+): number {
+  if (config.workers !== 'auto') return config.workers
+  const progressive = config.progressiveFrom > 0 && config.progressiveFrom < config.imageSize
+  if (runtime.backend !== 'wasm' || !runtime.gemm || config.pretrained || progressive) return 1
+  return Math.max(1, Math.min(runtime.cores, Math.floor(config.batchSize / MIN_SHARD_IMAGES)))
+}
+
+/** A configuration with its replica count decided. */
+export type ResolvedTrainConfig = Omit<TrainConfig, 'workers'> & { readonly workers: number }
+
+export function resolveWorkers(config: TrainConfig, runtime: ReplicaRuntime): ResolvedTrainConfig {
+  return { ...config, workers: replicasFor(config, runtime) }
 }
 
 /** XNNPACK threads (`--threads`, `AGEGENDER_THREADS`): 1 to {@link MAX_WASM_THREADS}; results do not depend on it. */

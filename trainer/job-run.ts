@@ -21,7 +21,16 @@ import {
 } from '../core/store/object-store.js'
 import { prefixedStore } from '../core/store/prefixed-store.js'
 import type { TrainMetrics } from '../core/train-documents.js'
-import { EngineThreads, parseTrainConfig, TRAIN_ENV, TRAIN_ENV_VARIABLES, trainingThreads } from './config.js'
+import {
+  EngineThreads,
+  parseTrainConfig,
+  replicasFor,
+  TRAIN_ENV,
+  TRAIN_ENV_VARIABLES,
+  TrainConfig,
+  trainingThreads,
+} from './config.js'
+import { replicaRuntime } from './machine.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
@@ -67,7 +76,7 @@ export interface JobEnv {
   readonly runId: string
   readonly maxAgeMae: number
   readonly backend: BackendChoice
-  /** XNNPACK threads on wasm (AGEGENDER_THREADS, else every core unless TRAIN_WORKERS > 1). */
+  /** XNNPACK threads on wasm (AGEGENDER_THREADS, else every core, or 1 beside data-parallel replicas). */
   readonly threads: number
   readonly attempt: number
   /** The job of this attempt, when the runtime says (AWS_BATCH_JOB_ID). */
@@ -75,6 +84,12 @@ export interface JobEnv {
   readonly settings: Record<string, string>
   /** Caps on the dataset read; unset ones take the reader's defaults. */
   readonly datasetLimits: { readonly maxTotalBytes?: number; readonly maxEntries?: number }
+}
+
+/** The replicas the job's settings ask for, to size the engine's threads; bad settings fail the run later, with a status. */
+function jobReplicas(settings: Record<string, string>, backend: BackendChoice): number {
+  const config = TrainConfig.safeParse(settings)
+  return config.success ? replicasFor(config.data, replicaRuntime(backend)) : 1
 }
 
 /** Validates the job environment once; throws naming each bad or missing variable. */
@@ -96,7 +111,7 @@ export function parseJobEnv(env: Record<string, string | undefined>): JobEnv {
     runId: e.RUN_ID,
     maxAgeMae: e.QUALITY_GATE_MAX_AGE_MAE,
     backend: e.AGEGENDER_BACKEND,
-    threads: trainingThreads(e.AGEGENDER_THREADS, Number(settings['workers'] ?? 1)),
+    threads: trainingThreads(e.AGEGENDER_THREADS, jobReplicas(settings, e.AGEGENDER_BACKEND)),
     attempt: e.AWS_BATCH_JOB_ATTEMPT ?? 1,
     ...(e.AWS_BATCH_JOB_ID ? { jobId: e.AWS_BATCH_JOB_ID } : {}),
     settings,

@@ -30,13 +30,13 @@ import {
   saveBest,
   saveCheckpoint,
 } from './checkpoint.js'
-import { learningRateAt, type TrainConfig, trainingSizeAt } from './config.js'
+import { learningRateAt, type ResolvedTrainConfig, resolveWorkers, trainingSizeAt } from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { WeightAverage } from './weight-average.js'
 import { decodeSplits, type DecodeResult } from './decode.js'
 import { dedupeTraining } from './dedupe.js'
 import { evaluate, type Evaluation, type Sample } from './evaluation.js'
-import { machineInfo } from './machine.js'
+import { machineInfo, replicaRuntime } from './machine.js'
 import { createProgress } from '../core/progress.js'
 import { renderReport } from './report.js'
 import { createTrainStep, type TrainStep } from './step.js'
@@ -91,7 +91,8 @@ const since = (t: number) => (performance.now() - t) / 1000
 /** What every step of a run shares: its options, log, events and timings. */
 interface Run {
   readonly options: TrainOptions
-  readonly config: TrainConfig
+  /** The options' configuration with `workers: 'auto'` decided for this backend and machine. */
+  readonly config: ResolvedTrainConfig
   readonly log: (line: string) => void
   readonly emit: (e: TrainEvent) => Promise<void>
   readonly timings: Record<string, number>
@@ -102,7 +103,7 @@ interface Run {
 function startRun(options: TrainOptions): Run {
   return {
     options,
-    config: options.config,
+    config: resolveWorkers(options.config, replicaRuntime(options.backend.name)),
     log: options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
     emit: async (e: TrainEvent) => options.onEvent?.(e),
     timings: {},
@@ -199,6 +200,10 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
     ? new LayerwiseAdam(config.learningRate, headVariableNames(model), config.backboneLearningRateScale)
     : null
   const optimizer = layerwise ?? tf.train.adam(config.learningRate)
+  if (config.workers > 1 || options.config.workers === 'auto') {
+    const how = options.config.workers === 'auto' ? ' (--workers auto)' : ''
+    log(`data-parallel: ${config.workers} replica${config.workers > 1 ? 's' : ''}${how}, ${config.batchSize} images a step`)
+  }
   const stepFn = createTrainStep(model, optimizer, {
     genderWeight: config.genderWeight,
     genderSmoothing: config.genderSmoothing,
@@ -414,7 +419,7 @@ interface Exported {
  * One training batch as tensors: normalized images (augmented when the recipe says so, resampled to `size` when
  * progressive resizing trains this epoch smaller), ages, genders.
  */
-function batchTensors(batch: readonly Sample[], config: TrainConfig, augRng: Rng, size: number) {
+function batchTensors(batch: readonly Sample[], config: ResolvedTrainConfig, augRng: Rng, size: number) {
   const x = tf.tidy(() => {
     const unit = toUnitBatch(
       batch.map((s) => s.pixels),

@@ -33,6 +33,7 @@ export {
   type EngineOptions,
 } from './backend.js'
 export { MAX_WASM_THREADS } from './wasm-threads.js'
+export { gemmOffReason } from './simd/gemm.js'
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.js'
 export { applyGradients, setLearningRate, type NamedGradient } from './fused-adam.js'
 export { formatEngineReport, TESTED_TFJS_VERSION, type EngineFeature, type EngineReport } from './report.js'

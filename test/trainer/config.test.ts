@@ -6,16 +6,39 @@ import {
   EngineThreads,
   learningRateAt,
   parseTrainConfig,
+  replicasFor,
+  resolveWorkers,
   TRAIN_ENV,
   trainingSizeAt,
   trainingThreads,
 } from '../../trainer/config.js'
 import { parseJobEnv } from '../../trainer/job-run.js'
+import { replicaRuntime } from '../../trainer/machine.js'
 
 describe('training settings', () => {
   it('fills defaults and coerces strings from flags or the environment', () => {
     const c = parseTrainConfig({ epochs: '3', imageSize: '128', augment: 'false' } as never)
-    expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64, workers: 1 })
+    expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64, workers: 'auto' })
+    expect(parseTrainConfig({}).epochs).toBe(8)
+  })
+
+  it('decides --workers auto by the machine: a replica per core where each can convolve on our GEMM', () => {
+    const wasm = { backend: 'wasm', gemm: true, cores: 2 }
+    const auto = parseTrainConfig({})
+    expect(replicasFor(auto, wasm)).toBe(2)
+    expect(replicasFor(auto, { ...wasm, cores: 8 })).toBe(2) // shards of at least 16 of the 32 images
+    expect(replicasFor(parseTrainConfig({ batchSize: 128 }), { ...wasm, cores: 8 })).toBe(8)
+    expect(replicasFor(parseTrainConfig({ batchSize: 8 }), wasm)).toBe(1)
+    expect(replicasFor(auto, { ...wasm, cores: 1 })).toBe(1)
+    expect(replicasFor(auto, { ...wasm, gemm: false })).toBe(1) // Node 20: no relaxed SIMD, XNNPACK's threads
+    expect(replicasFor(auto, { ...wasm, backend: 'tensorflow' })).toBe(1)
+    expect(replicasFor(auto, { ...wasm, backend: 'cpu' })).toBe(1)
+    expect(replicasFor(parseTrainConfig({ pretrained: 'w.safetensors' }), wasm)).toBe(1)
+    expect(replicasFor(parseTrainConfig({ progressiveFrom: 48 }), wasm)).toBe(1)
+    expect(replicasFor(parseTrainConfig({ workers: 3 }), { ...wasm, backend: 'cpu' })).toBe(3) // as asked
+    expect(resolveWorkers(auto, wasm).workers).toBe(2)
+    expect(parseTrainConfig({ workers: 'auto' }).workers).toBe('auto')
+    expect(() => parseTrainConfig({ workers: 'all' } as never)).toThrow(/workers/)
   })
 
   it('takes the data-parallel worker count from --workers or TRAIN_WORKERS, at least 1', () => {
@@ -36,7 +59,12 @@ describe('training settings', () => {
     // the job: AGEGENDER_THREADS, else the same default, which TRAIN_WORKERS > 1 turns to 1
     const job = { STORE_BUCKET: 'b', DATASET_KEY: 'datasets/d.zip', RUN_ID: 'r1' }
     expect(parseJobEnv({ ...job, AGEGENDER_THREADS: '3' }).threads).toBe(3)
-    expect(parseJobEnv(job).threads).toBe(defaultWasmThreads())
+    const auto = replicasFor(parseTrainConfig({}), replicaRuntime('auto'))
+    expect(parseJobEnv(job).threads).toBe(auto > 1 ? 1 : defaultWasmThreads())
+    expect(parseJobEnv({ ...job, TRAIN_WORKERS: '1' }).threads).toBe(defaultWasmThreads())
+    expect(parseJobEnv({ ...job, TRAIN_WORKERS: '1', AGEGENDER_BACKEND: 'tensorflow' }).threads).toBe(
+      defaultWasmThreads()
+    )
     expect(parseJobEnv({ ...job, TRAIN_WORKERS: '2' }).threads).toBe(1)
     expect(() => parseJobEnv({ ...job, AGEGENDER_THREADS: '0' })).toThrow(/AGEGENDER_THREADS/)
   })

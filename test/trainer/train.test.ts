@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type EngineInfo, initEngine } from '../../core/engine/index.js'
+import { type EngineInfo, gemmOffReason, initEngine } from '../../core/engine/index.js'
 import { loadModel } from '../../core/model-io.js'
 import { Predictor } from '../../core/predictor.js'
 import { FolderStore } from '../../core/store/folder-store.js'
@@ -223,6 +223,31 @@ describe('train', () => {
     expect(report).toContain('<th>train px</th>')
     expect(report).toContain('<tr><td>1</td><td>16</td>')
     model.dispose()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('decides --workers auto for the backend it trains on: two replicas where each convolves on our GEMM', async () => {
+    // Prepare: 32-image batches, so that two replicas get shards of 16
+    const { items, dataset } = await loadDatasetForTraining({ path: dataDir }, quiet)
+    const dir = await mkdtemp(join(tmpdir(), 'agegender-auto-workers-'))
+    const logged: string[] = []
+    const expected = engine.name === 'wasm' && gemmOffReason() === null && availableParallelism() >= 2 ? 2 : 1
+    // Act
+    const run = await train({
+      items,
+      dataset,
+      config: parseTrainConfig({ ...SETTINGS, epochs: 1, batchSize: 32, maxImages: 160 }),
+      output: new FolderStore(dir),
+      backend: engine,
+      log: (line) => void logged.push(line),
+      tty: false,
+    })
+    // Assess: the decision is recorded as a number, said in the log, and the run trained
+    expect(run.config.workers).toBe(expected)
+    expect(logged).toContain(
+      `data-parallel: ${expected} replica${expected > 1 ? 's' : ''} (--workers auto), 32 images a step`
+    )
+    expect(Number.isFinite(run.history[0]!.trainLoss)).toBe(true)
     await rm(dir, { recursive: true, force: true })
   })
 

@@ -14,9 +14,10 @@ import { PretrainedSourceError } from '../../core/pretrained-source.js'
 import { parseSettings } from '../../core/zod-issues.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { parseTrainArgs, UsageError } from '../cli-args.js'
-import { EngineThreads, parseTrainConfig, trainingThreads } from '../config.js'
+import { EngineThreads, parseTrainConfig, replicasFor, trainingThreads } from '../config.js'
 import { DatasetError } from '../dataset-source.js'
 import { loadDatasetForTraining } from '../load.js'
+import { replicaRuntime } from '../machine.js'
 import { TrainingError, TrainingStopped, train } from '../train.js'
 import { packageVersion } from '../version.js'
 
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   const asked = args.threads ?? process.env.AGEGENDER_THREADS
   const threads = trainingThreads(
     asked === undefined ? undefined : parseSettings(EngineThreads, asked, 'threads (--threads or AGEGENDER_THREADS)'),
-    config.workers
+    replicasFor(config, replicaRuntime(backend))
   )
   const engine = await initEngine({ backend, threads })
   console.error(`TensorFlow.js backend: ${engine.description}`)
