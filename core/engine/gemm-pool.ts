@@ -22,6 +22,9 @@ const SLOT = 16
 /** Polls of the shared counters before a thread sleeps in `Atomics.wait` (tens of microseconds). */
 const SPIN = 20_000
 
+/** How long one wait for the workers blocks before the stall check (see {@link GemmPoolOptions.stallMs}). */
+const WAIT_MS = 1_000
+
 /** Bytes per worker for the text of its failure (see {@link GemmPool.run}). */
 const FAILURE_BYTES = 512
 
@@ -69,20 +72,34 @@ for (;;) {
 }
 `
 
+export interface GemmPoolOptions {
+  /** The GEMM module the workers instantiate (tests pass a broken one). */
+  readonly moduleBytes?: Uint8Array
+  /**
+   * A call whose workers have not all finished after this long throws instead of waiting on: a worker that died
+   * (out of memory, say) can never report, and this thread, blocked in `Atomics.wait`, cannot run the event loop
+   * that would tell it so. A part takes milliseconds, so the default is generous even on a starved machine.
+   * @default 120_000
+   */
+  readonly stallMs?: number
+}
+
 export class GemmPool {
   private readonly control: Int32Array
   private readonly failures: SharedArrayBuffer
   private readonly workers: Worker[]
+  private readonly stallMs: number
+  /** Set when a call stalled: the workers' state is unknown from then on, so every later call throws it. */
+  private broken: Error | undefined
 
-  /**
-   * `threads` counts this one: `threads - 1` workers start. `moduleBytes`: the GEMM module the workers
-   * instantiate (tests pass a broken one).
-   */
+  /** `threads` counts this one: `threads - 1` workers start. */
   constructor(
     memory: WasmMemory,
     readonly threads: number,
-    moduleBytes: Uint8Array = gemmModule(true)
+    options: GemmPoolOptions = {}
   ) {
+    const moduleBytes = options.moduleBytes ?? gemmModule(true)
+    this.stallMs = options.stallMs ?? 120_000
     this.control = new Int32Array(new SharedArrayBuffer((HEADER + SLOT * threads) * 4))
     this.control[2] = threads - 1
     this.failures = new SharedArrayBuffer(FAILURE_BYTES * threads)
@@ -99,9 +116,11 @@ export class GemmPool {
 
   /**
    * Runs `call` split over the threads (this one included), and returns when every part is done.
-   * @throws when a worker failed (its module did not instantiate, or its part threw): the output is incomplete
+   * @throws when a worker failed (its module did not instantiate, or its part threw), or did not finish within
+   * `stallMs`: the output is incomplete
    */
   run(kernels: GemmKernels, call: GemmCall): void {
+    if (this.broken) throw this.broken
     const blocks = Math.ceil(call.rows / 4)
     const perThread = Math.ceil(blocks / this.threads)
     const c = this.control
@@ -143,10 +162,22 @@ export class GemmPool {
     Atomics.notify(c, 0)
     runGemm(kernels, parts[0]!)
     for (let i = 0; i < SPIN && Atomics.load(c, 1) !== this.workers.length; i++);
+    let last = Atomics.load(c, 1)
+    let since = performance.now()
     for (;;) {
       const done = Atomics.load(c, 1)
       if (done === this.workers.length) break
-      Atomics.wait(c, 1, done)
+      if (done !== last) {
+        last = done
+        since = performance.now()
+      } else if (performance.now() - since > this.stallMs) {
+        this.broken = new Error(
+          `the engine's GEMM workers stalled: ${this.workers.length - done} of ${this.workers.length} did not finish ` +
+            `a call within ${this.stallMs / 1000} s (a worker thread may have exited); AGEGENDER_GEMM=off avoids the pool`
+        )
+        throw this.broken
+      }
+      Atomics.wait(c, 1, done, Math.min(WAIT_MS, this.stallMs))
     }
     const failed = Atomics.load(c, 3)
     if (failed !== 0) {

@@ -22,7 +22,7 @@ afterEach(async () => {
 
 it('reports a worker whose module does not instantiate, with the reason, instead of hanging', () => {
   const memory = new api.Memory({ initial: 1, maximum: 16, shared: true })
-  const pool = new GemmPool(memory, 2, new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99]))
+  const pool = new GemmPool(memory, 2, { moduleBytes: new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99]) })
   pools.push(pool)
   const noop = () => {}
   const kernels: GemmKernels = { gemm4: noop, gemm3: noop, gemm2: noop, gemm1: noop }
@@ -31,6 +31,23 @@ it('reports a worker whose module does not instantiate, with the reason, instead
     ...{ rows: 64, inner: 8, panels: 1, accumulate: false },
   }
   expect(() => pool.run(kernels, call)).toThrow(/the engine's GEMM worker 1 failed: .*(CompileError|section|magic)/i)
+})
+
+it('throws, instead of sleeping forever, when a worker never finishes its part (a worker that exited)', async () => {
+  const memory = new api.Memory({ initial: 1, maximum: 16, shared: true })
+  const pool = new GemmPool(memory, 2, { stallMs: 300 })
+  await pool.close() // the worker is gone: nothing will ever count its part done
+  const noop = () => {}
+  const kernels: GemmKernels = { gemm4: noop, gemm3: noop, gemm2: noop, gemm1: noop }
+  const call = {
+    ...{ a: 0, aStep: 16, aBlock: 16 * 8, b: 0, bStep: 32, bPanel: 32, c: 4096, ldc: 32 },
+    ...{ rows: 64, inner: 8, panels: 1, accumulate: false },
+  }
+  const started = performance.now()
+  expect(() => pool.run(kernels, call)).toThrow(/GEMM workers stalled: 1 of 1 did not finish a call within 0.3 s/)
+  expect(performance.now() - started).toBeGreaterThanOrEqual(300)
+  // the pool stays failed: a later call throws at once rather than mixing with a part that may still land
+  expect(() => pool.run(kernels, call)).toThrow(/stalled/)
 })
 
 it.skipIf(!runtimeHasRelaxedSimd())(
