@@ -202,7 +202,9 @@ async function buildLearner(run: Run, data: PreparedData): Promise<Learner> {
   const optimizer = layerwise ?? tf.train.adam(config.learningRate)
   if (config.workers > 1 || options.config.workers === 'auto') {
     const how = options.config.workers === 'auto' ? ' (--workers auto)' : ''
-    log(`data-parallel: ${config.workers} replica${config.workers > 1 ? 's' : ''}${how}, ${config.batchSize} images a step`)
+    log(
+      `data-parallel: ${config.workers} replica${config.workers > 1 ? 's' : ''}${how}, ${config.batchSize} images a step`
+    )
   }
   const stepFn = createTrainStep(model, optimizer, {
     genderWeight: config.genderWeight,
