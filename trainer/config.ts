@@ -122,12 +122,7 @@ const CheckedTrainConfig = TrainConfig.superRefine((c, ctx) => {
       path,
       message: `progressive start size ${c.progressiveFrom} is above the image size ${c.imageSize}`,
     })
-  } else if (
-    c.progressiveFrom > 0 &&
-    c.progressiveFrom < c.imageSize &&
-    typeof c.workers === 'number' &&
-    c.workers > 1
-  ) {
+  } else if (isProgressive(c) && typeof c.workers === 'number' && c.workers > 1) {
     ctx.addIssue({
       code: 'custom',
       path,
@@ -140,6 +135,11 @@ export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
   return parseSettings(CheckedTrainConfig, input, 'training settings', 'config')
 }
 
+/** Whether progressive resizing is on: a start size above 0 and below the image size. */
+export function isProgressive(config: Pick<TrainConfig, 'imageSize' | 'progressiveFrom'>): boolean {
+  return config.progressiveFrom > 0 && config.progressiveFrom < config.imageSize
+}
+
 /**
  * The training image size of `epoch` (0-based) under progressive resizing (fast.ai's progressive resizing,
  * EfficientNetV2's progressive learning): over the first two thirds of the epochs the size grows linearly from
@@ -149,7 +149,7 @@ export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
 export function trainingSizeAt(config: Pick<TrainConfig, 'epochs' | 'imageSize' | 'progressiveFrom'>, epoch: number) {
   const { epochs, imageSize, progressiveFrom: from } = config
   const ramp = Math.floor((epochs * 2) / 3)
-  if (from === 0 || from >= imageSize || epoch >= ramp) return imageSize
+  if (!isProgressive(config) || epoch >= ramp) return imageSize
   return Math.min(imageSize, Math.round((from + ((imageSize - from) * epoch) / ramp) / 8) * 8)
 }
 
@@ -184,8 +184,7 @@ export function replicasFor(
   runtime: ReplicaRuntime
 ): number {
   if (config.workers !== 'auto') return config.workers
-  const progressive = config.progressiveFrom > 0 && config.progressiveFrom < config.imageSize
-  if (runtime.backend !== 'wasm' || !runtime.gemm || config.pretrained || progressive) return 1
+  if (runtime.backend !== 'wasm' || !runtime.gemm || config.pretrained || isProgressive(config)) return 1
   return Math.max(1, Math.min(runtime.cores, Math.floor(config.batchSize / MIN_SHARD_IMAGES)))
 }
 
