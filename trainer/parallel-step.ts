@@ -22,6 +22,7 @@
 import { Worker } from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs'
 import { applyGradients } from '../core/engine/index.js'
+import { asWasm, heapF32 } from '../core/engine/wasm-heap.js'
 import { type SimdSwitches, setSimdSwitches, simdSwitches } from '../core/engine/simd/kernels.js'
 import { batchGradients, type LossSettings, type StepLosses, type TrainStep } from './step.js'
 
@@ -164,17 +165,19 @@ export function exchangeAndApply(
   const { gradFloats, statFloats, replicas } = shared.layout
   const slotFloats = gradFloats + statFloats
   const weight = n / batch
+  // Published unscaled (a plain copy out of the tensor's memory); the sum below scales each replica's values,
+  // rounding each product to float32 as storing it scaled here would, so the sums are the same bits.
   const mine = shared.f32(shared.r.slots[k]!, slotFloats)
   let at = 0
   for (const v of result.variables) {
     const g = result.grads[v.name]
-    const values = g ? (g.dataSync() as Float32Array) : new Float32Array(v.size)
-    for (let i = 0; i < values.length; i++) mine[at + i] = values[i]! * weight
+    if (g) mine.set(valuesOf(g), at)
+    else mine.fill(0, at, at + v.size)
     at += v.size
   }
   for (const w of model.nonTrainableWeights) {
-    const values = w.read().dataSync() as Float32Array
-    for (let i = 0; i < values.length; i++) mine[at + i] = values[i]! * weight
+    const values = valuesOf(w.read())
+    mine.set(values, at)
     at += values.length
   }
   const losses = result.losses.dataSync()
@@ -190,16 +193,29 @@ export function exchangeAndApply(
   const to = Math.min(slotFloats, from + stripe)
   const average = shared.f32(shared.r.average, slotFloats)
   const slots = shared.r.slots.map((offset) => shared.f32(offset, slotFloats))
-  for (let i = from; i < to; i++) {
-    let sum = 0
-    for (let r = 0; r < replicas; r++) sum += slots[r]![i]!
-    average[i] = sum
+  const weights = shardSizes(batch, replicas).map((size) => size / batch)
+  if (replicas === 2) {
+    // the common case, without the inner loop
+    const [s0, s1] = slots as [Float32Array, Float32Array]
+    const [w0, w1] = weights as [number, number]
+    for (let i = from; i < to; i++) average[i] = Math.fround(s0[i]! * w0) + Math.fround(s1[i]! * w1)
+  } else {
+    for (let i = from; i < to; i++) {
+      let sum = 0
+      for (let r = 0; r < replicas; r++) sum += Math.fround(slots[r]![i]! * weights[r]!)
+      average[i] = sum
+    }
   }
   shared.barrier(C.B2_COUNT, C.B2_GEN)
 
   at = 0
+  // wasm copies a tensor's values into its heap; cpu keeps the array, which the next step overwrites
+  const copy =
+    tf.getBackend() === 'wasm'
+      ? (from: number, to: number) => average.subarray(from, to)
+      : (from: number, to: number) => average.slice(from, to)
   const grads = result.variables.map((v) => {
-    const tensor = tf.tensor(average.slice(at, at + v.size), v.shape)
+    const tensor = tf.tensor(copy(at, at + v.size), v.shape)
     at += v.size
     return { name: v.name, tensor }
   })
@@ -211,11 +227,20 @@ export function exchangeAndApply(
   for (const w of model.nonTrainableWeights) {
     const size = w.shape.reduce((a: number, b) => a * (b ?? 1), 1)
     // write() makes the variable share the tensor's data (another reference), so the tensor itself is disposed
-    const stats = tf.tensor(average.slice(at, at + size), w.shape as number[])
+    const stats = tf.tensor(copy(at, at + size), w.shape as number[])
     w.write(stats)
     stats.dispose()
     at += size
   }
+}
+
+/**
+ * A float32 tensor's values without a copy where the backend allows: a view of the wasm heap (valid until the
+ * next allocation, so use it at once), the cpu backend's own array; `dataSync()` elsewhere.
+ */
+function valuesOf(t: tf.Tensor): Float32Array {
+  if (tf.getBackend() === 'wasm') return heapF32(asWasm(tf.backend()), t)
+  return t.dataSync() as Float32Array
 }
 
 type Gradients = { variables: tf.Variable[]; grads: tf.NamedTensorMap; losses: tf.Tensor1D }

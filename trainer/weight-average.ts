@@ -8,6 +8,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs'
+import { blendVariables } from '../core/engine/index.js'
 
 export class WeightAverage {
   private readonly averages: tf.Variable[]
@@ -27,13 +28,11 @@ export class WeightAverage {
 
   /** Moves every average towards the model's current weights; call after optimizer step `step`. */
   update(step: number): void {
-    const d = this.decayAt(step)
-    tf.tidy(() => {
-      this.model.weights.forEach((w, i) => {
-        const a = this.averages[i]!
-        a.assign(tf.add(tf.mul(a, d), tf.mul(w.read(), 1 - d)))
-      })
-    })
+    blendVariables(
+      this.averages,
+      this.model.weights.map((w) => w.read()),
+      this.decayAt(step)
+    )
   }
 
   /** Exchanges the model's weights and the averages; calling it twice restores both. */

@@ -255,7 +255,9 @@ function simdFeature(): EngineFeature {
     )
   }
   simd(backend) // throws when the module is broken
-  return on(`adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply (${simdKernelModule().length} bytes)`)
+  return on(
+    `adam, transpose, copyRows, maxPoolGrad, bnGradSums, bnGradApply, blend (${simdKernelModule().length} bytes)`
+  )
 }
 
 /**

@@ -9,6 +9,8 @@
  * - `copyRows`: strided row copies, 16 bytes at a time, for the convolution kernels' chunks and scatters.
  * - `maxPoolGrad`: the max-pool gradient, NHWC, 4 channels per lane group (first maximum wins, as on cpu).
  * - `bnGradSums`, `bnGradApply`: the BatchNorm training gradient's two passes (channel sums, then dx).
+ * - `blend`: `out = a·d + b·e` in one pass, for the weight average (the same float32 roundings as tfjs's
+ *   `add(mul(a, d), mul(b, e))`, hence never FMA).
  *
  * The module comes in two variants: where the runtime has relaxed SIMD (Node 22+) the BatchNorm gradient
  * kernels use `f32x4.relaxed_madd` (a fused multiply-add on CPUs with FMA), elsewhere plain `f32x4.mul` +
@@ -65,6 +67,8 @@ export interface SimdKernels {
   copyRows(src: number, srcStride: number, dst: number, dstStride: number, rows: number, len: number): void
   bnGradSums(dy: number, x: number, mean: number, rows: number, c: number, scratch: number): void
   bnGradApply(dy: number, x: number, dx: number, rows: number, c: number, coef: number): void
+  /** `out[i] = a[i]·d + b[i]·e` for `n` floats, each product and the sum rounded to float32 (no FMA). */
+  blend(a: number, b: number, out: number, n: number, d: number, e: number): void
 }
 
 /** Locals are numbered after the parameters; this hands them out by name. */
@@ -173,6 +177,40 @@ function adamBody() {
     })
   }
   return { name: 'adam', params: [...new Array(8).fill(I32), ...new Array(8).fill(F32)], locals: L.types, body }
+}
+
+/** `out = a·d + b·e`, mul, mul, add as tfjs runs them (so bit for bit the same; no FMA, as in adam). */
+function blendBody() {
+  const P = { a: 0, b: 1, out: 2, n: 3, d: 4, e: 5 }
+  const L = locals(6, { o: I32, end: I32, d: V128, e: V128 })
+  const l = L.index as Record<string, number>
+  const body = (c: Code) => {
+    c.get(P.d).f32x4Splat().set(l['d']!)
+    c.get(P.e).f32x4Splat().set(l['e']!)
+    c.get(P.n).i32(~3).and().i32(2).shl().set(l['end']!)
+    c.i32(0).set(l['o']!)
+    const at = (base: number) => c.get(base).get(l['o']!).add()
+    c.loop(() => {
+      c.get(l['o']!).get(l['end']!).geS().breakIf()
+      at(P.out)
+      at(P.a).v128Load().get(l['d']!).f32x4Mul()
+      at(P.b).v128Load().get(l['e']!).f32x4Mul()
+      c.f32x4Add().v128Store()
+      c.get(l['o']!).i32(16).add().set(l['o']!)
+      c.i32(1).continueIf()
+    })
+    c.get(P.n).i32(2).shl().set(l['end']!)
+    c.loop(() => {
+      c.get(l['o']!).get(l['end']!).geS().breakIf()
+      at(P.out)
+      at(P.a).f32Load().get(P.d).f32Mul()
+      at(P.b).f32Load().get(P.e).f32Mul()
+      c.f32Add().f32Store()
+      c.get(l['o']!).i32(4).add().set(l['o']!)
+      c.i32(1).continueIf()
+    })
+  }
+  return { name: 'blend', params: [I32, I32, I32, I32, F32, F32], locals: L.types, body }
 }
 
 function transposeBody() {
@@ -735,7 +773,15 @@ export function simdFmaOffReason(): string | null {
  */
 export function simdKernelModule(fma = simdFmaOffReason() === null, sharedMemory = false): Uint8Array {
   return assemble(
-    [adamBody(), transposeBody(), copyRowsBody(), maxPoolGradBody(), bnGradSumsBody(fma), bnGradApplyBody(fma)],
+    [
+      adamBody(),
+      transposeBody(),
+      copyRowsBody(),
+      maxPoolGradBody(),
+      bnGradSumsBody(fma),
+      bnGradApplyBody(fma),
+      blendBody(),
+    ],
     { sharedMemory }
   )
 }

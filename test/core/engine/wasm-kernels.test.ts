@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { applyGradients, initEngine, WASM_TRAINING_KERNELS } from '../../../core/engine/index.js'
+import { applyGradients, blendVariables, initEngine, WASM_TRAINING_KERNELS } from '../../../core/engine/index.js'
 import { setSimdKernelsEnabled } from '../../../core/engine/simd/kernels.js'
 import { asWasm, simd } from '../../../core/engine/wasm-heap.js'
 
@@ -441,6 +441,51 @@ describe.each([
       tf.dispose([v, ...weights.map((w) => w.tensor)])
       optimizer.dispose()
       again.dispose()
+    })
+  })
+
+  describe('fused blend (the weight average)', () => {
+    const shapes = [[3, 3, 4, 5], [5], [7, 2], [1]]
+    /** Three blends with different d over variables whose sizes exercise the SIMD loop and its scalar tail. */
+    const run = (fused: boolean) => {
+      const targets = shapes.map((s, i) => tf.variable(tf.tensor(random(size(s), 40 + i), s), false))
+      for (const [step, d] of [0.1, 0.9, 0.998].entries()) {
+        const values = shapes.map((s, i) => tf.tensor(random(size(s), 50 + 10 * step + i), s))
+        if (fused) blendVariables(targets, values, d)
+        else
+          tf.tidy(() => {
+            for (const [i, t] of targets.entries()) t.assign(tf.add(tf.mul(t, d), tf.mul(values[i]!, 1 - d)))
+          })
+        tf.dispose(values)
+      }
+      const out = targets.map((t) => t.dataSync().slice())
+      tf.dispose(targets)
+      return out
+    }
+
+    it('gives the bits of tfjs add(mul(a, d), mul(w, 1 - d)), on wasm and on cpu', async () => {
+      await tf.setBackend('wasm')
+      const reference = run(false)
+      expect(run(true)).toEqual(reference)
+      await tf.setBackend('cpu')
+      try {
+        expect(run(true)).toEqual(reference)
+      } finally {
+        await tf.setBackend('wasm')
+      }
+    })
+
+    it('writes a fresh tensor: a clone taken before keeps the old values', async () => {
+      await tf.setBackend('wasm')
+      const t = tf.variable(tf.tensor1d([1, 2, 3, 4, 5]), false)
+      const before = t.clone()
+      const w = tf.tensor1d([3, 2, 1, 0, -1])
+      blendVariables([t], [w], 0.5)
+      expect(Array.from(t.dataSync())).toEqual([2, 2, 2, 2, 2])
+      expect(Array.from(before.dataSync())).toEqual([1, 2, 3, 4, 5])
+      expect(() => blendVariables([t], [tf.tensor1d([1])], 0.5)).toThrow('one size')
+      expect(() => blendVariables([t], [], 0.5)).toThrow('1 targets but 0 values')
+      tf.dispose([t, before, w])
     })
   })
 })
