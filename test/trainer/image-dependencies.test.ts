@@ -51,4 +51,12 @@ describe('the training image', () => {
     expect(dockerfile).toMatch(/npm ci --omit=dev /)
     expect(dockerfile).toMatch(/ENTRYPOINT \["tsx", "trainer\/bin\/job\.ts"\]/)
   })
+
+  it('lets the replica threads import tsx: the global install is linked into node_modules', () => {
+    // the worker entry loads the TypeScript replica through tsx's API, resolved from /app/node_modules
+    const worker = readFileSync(path.join(root, 'trainer/replica-worker.mjs'), 'utf8')
+    expect(worker).toMatch(/from 'tsx\/esm\/api'/)
+    const dockerfile = readFileSync(path.join(root, 'trainer/Dockerfile'), 'utf8')
+    expect(dockerfile).toMatch(/ln -s "\$\(npm root --global\)\/tsx" node_modules\/tsx/)
+  })
 })
