@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util'
 import { initEngine } from '../core/engine/index.js'
 import { loadFaceDetector } from '../core/face-detector.js'
 import { FacePipeline } from '../core/faces.js'
-import { loadModel } from '../core/model-io.js'
+import { loadModel, modelPrefixIn } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
 import { decodeImage } from '../core/preprocess.js'
 import { FolderStore } from '../core/store/folder-store.js'
@@ -46,7 +46,7 @@ async function main() {
   if (!utkfacePresent()) throw new Error(`${UTKFACE_DIR} is absent: eval:faces needs ../shared/data/utkface`)
   const engine = await initEngine({ backend: (process.env['AGEGENDER_BACKEND'] ?? 'auto') as never })
   const root = new FolderStore(resolve(args.model))
-  const prefix = (await root.get('model/meta.json')) ? 'model/' : ''
+  const prefix = await modelPrefixIn(root)
   const { model, meta } = await loadModel(root, prefix)
   const predictor = new Predictor(model, meta)
   const detector = await loadFaceDetector()

@@ -16,13 +16,12 @@
  * the README's Results.
  * @module
  */
-import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import * as tf from '@tensorflow/tfjs'
 import { initEngine } from '../core/engine/index.js'
 import { computeMetrics, type Prediction } from '../core/metrics.js'
-import { loadModel } from '../core/model-io.js'
+import { loadModel, modelPrefixIn } from '../core/model-io.js'
 import { centreCrop, normalize, toUnitBatch } from '../core/preprocess.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { loadDataset } from '../trainer/dataset.js'
@@ -48,8 +47,8 @@ if (crops.some((c) => !(c > 0 && c <= 1))) throw new Error(`--crops must be frac
 
 const engine = await initEngine()
 const root = path.resolve(args.model)
-const prefix = existsSync(path.join(root, 'model', 'meta.json')) ? 'model/' : ''
-const { model, meta } = await loadModel(new FolderStore(root), prefix)
+const store = new FolderStore(root)
+const { model, meta } = await loadModel(store, await modelPrefixIn(store))
 const dataset = await loadDataset({ path: args.data })
 const items = dataset.items
   .filter((i) => i.split === args.split)

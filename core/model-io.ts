@@ -149,6 +149,14 @@ export async function loadModel(
   return { model, meta }
 }
 
+/**
+ * Where a folder keeps its model: under `model/` in a training output folder (and a promoted copy of one), at
+ * the root in a model folder (`model.json` + `meta.json`).
+ */
+export async function modelPrefixIn(store: ObjectStore): Promise<'model/' | ''> {
+  return (await store.get('model/meta.json')) ? 'model/' : ''
+}
+
 /** Copies a saved model (every object under `from`) to `to`, e.g. when a run is promoted. */
 export async function copyPrefix(store: ObjectStore, from: string, to: string): Promise<number> {
   const objects = await store.list(from)

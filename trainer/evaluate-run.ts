@@ -10,7 +10,7 @@
 import { evaluateAgeInterval, type IntervalEvaluation } from '../core/age-interval.js'
 import { loadInferenceModel } from '../core/inference-model.js'
 import type { Metrics, Prediction } from '../core/metrics.js'
-import { ModelMeta } from '../core/model-io.js'
+import { ModelMeta, modelPrefixIn } from '../core/model-io.js'
 import { Predictor } from '../core/predictor.js'
 import { FolderStore } from '../core/store/folder-store.js'
 import { getJson, putJson } from '../core/store/object-store.js'
@@ -57,7 +57,7 @@ export interface EvaluateRunResult {
 export async function evaluateRun(options: EvaluateRunOptions): Promise<EvaluateRunResult> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const root = new FolderStore(options.modelDir)
-  const prefix = (await root.get('model/meta.json')) ? 'model/' : ''
+  const prefix = await modelPrefixIn(root)
   // a training output folder and a promoted copy (models/<runId>/) both keep the run's metrics.json at their root
   const run = await getJson(root, 'metrics.json', TrainMetrics)
   const { model, meta } = await loadInferenceModel(root, prefix)

@@ -57,6 +57,20 @@ describe('npm run evaluate', () => {
     expect(r.wrote).toEqual([])
   })
 
+  it('takes a model folder too (model.json and meta.json at its root), with no run to compare against', async () => {
+    const r = await evaluateRun({
+      modelDir: join(outDir, 'model'),
+      data: dataDir,
+      split: 'test',
+      log: quiet,
+      tty: false,
+    })
+    expect(r.recorded).toBeUndefined()
+    // no metrics.json, so no --max-images subset to repeat: the whole folder's test split
+    expect(r.metrics.count).toBeGreaterThan(recorded.test!.count)
+    expect(Number.isFinite(r.metrics.ageMae)).toBe(true)
+  })
+
   it('--calibrate adds the age range to a model trained without one, the same as training would have', async () => {
     // Prepare: strip the calibration, as in a model trained before it existed
     const store = new FolderStore(outDir)
