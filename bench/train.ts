@@ -6,7 +6,7 @@
  *
  *   tsx bench/train.ts [--sizes 64,128] [--batch 32] [--warmup 2] [--steps 3] [--repeats 3]
  *                      [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--workers N] [--profile] [--no-peer]
- *                      [--no-fma] [--threads N]
+ *                      [--no-fma] [--threads N] [--ema DECAY]
  *
  * Each repeat times `steps` steps; the median repeat is reported. Besides wall-clock images/s it prints
  * images per CPU-second of this process (all its threads, `process.cpuUsage`): on a machine shared with other
@@ -21,7 +21,9 @@
  * multiply-add (Node 22+), to time FMA against it: two runs with and without, back to back on the same machine.
  * Without FMA the convolutions also leave the engine's GEMM for XNNPACK's; the GEMM runs by default only on one
  * thread (`AGEGENDER_GEMM=on` puts it on every thread, as the README's 2-thread GEMM rows were measured). The
- * `convolutions:` line says which ran.
+ * `convolutions:` line says which ran. `--ema 0.998` also moves the weight average after every step, as the
+ * trainer's default recipe does (`trainer/weight-average.ts`), so the figure is a training step as the trainer
+ * runs it rather than the step alone.
  * @module
  */
 import { spawnSync } from 'node:child_process'
@@ -34,6 +36,7 @@ import { BACKEND_CHOICES, type BackendChoice, defaultWasmThreads, initEngine } f
 import { setSimdFmaEnabled } from '../core/engine/simd/kernels.js'
 import { createModel } from '../core/model.js'
 import { createTrainStep } from '../trainer/step.js'
+import { WeightAverage } from '../trainer/weight-average.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const PEER_SCRIPT = path.resolve(repoRoot, '../shared/bench/torch-reference.py')
@@ -52,6 +55,7 @@ const { values: args } = parseArgs({
     'no-peer': { type: 'boolean', default: false },
     'no-fma': { type: 'boolean', default: false },
     threads: { type: 'string' },
+    ema: { type: 'string' },
   },
 })
 
@@ -70,6 +74,9 @@ const workers = positive('workers', args.workers)
 const threads =
   args.threads === undefined ? (workers > 1 ? 1 : defaultWasmThreads()) : positive('threads', args.threads)
 const parallel = Math.max(workers, threads)
+const emaDecay = args.ema === undefined ? undefined : Number(args.ema)
+if (emaDecay !== undefined && !(emaDecay > 0 && emaDecay < 1))
+  throw new Error(`--ema must be in (0, 1), got ${args.ema}`)
 const backendChoice = (args.backend ?? process.env['AGEGENDER_BACKEND'] ?? 'auto') as BackendChoice
 if (!BACKEND_CHOICES.includes(backendChoice)) {
   throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${backendChoice}`)
@@ -100,19 +107,26 @@ async function measure(size: number): Promise<Measurement> {
   const x = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D
   const age = tf.randomUniform([batch], 1, 90, 'float32', 2) as tf.Tensor1D
   const gender = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch], 0, 1, 'float32', 3), 0.5), 'float32'))
-  for (let i = 0; i < warmup; i++) step(x, age, gender)
+  const average = emaDecay === undefined ? undefined : new WeightAverage(model, emaDecay)
+  let done = 0
+  const trainStep = () => {
+    step(x, age, gender)
+    average?.update(done++)
+  }
+  for (let i = 0; i < warmup; i++) trainStep()
   const rounds: number[] = []
   const cpuRounds: number[] = []
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now()
     const c0 = cpuMs()
-    for (let i = 0; i < steps; i++) step(x, age, gender)
+    for (let i = 0; i < steps; i++) trainStep()
     rounds.push((steps * batch * 1000) / (performance.now() - t0))
     cpuRounds.push((steps * batch * 1000) / (cpuMs() - c0))
   }
   if (args.profile) await profileStep(() => step(x, age, gender), size)
   await (step as { close?: () => Promise<void> }).close?.()
   tf.dispose([x, age, gender])
+  average?.dispose()
   model.dispose()
   optimizer.dispose()
   return { size, wall: median(rounds), cpu: median(cpuRounds), rounds }
@@ -170,7 +184,7 @@ if (fma) console.log(`FMA ${fma.on ? 'on' : 'off'}: ${fma.detail}`)
 const gemm = engine.report.features['gemm-conv']
 if (gemm) console.log(`convolutions: ${gemm.on ? 'our FMA GEMM' : 'XNNPACK'}: ${gemm.detail}`)
 console.log(
-  `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
+  `batch ${batch}, ${workers} replica${workers === 1 ? '' : 's'}${emaDecay === undefined ? '' : `, weight average ${emaDecay} after each step`}, ${warmup} warm-up steps, median of ${repeats} x ${steps} timed steps; ` +
     `${os.cpus().length} CPUs, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
