@@ -194,17 +194,10 @@ export function exchangeAndApply(
   const average = shared.f32(shared.r.average, slotFloats)
   const slots = shared.r.slots.map((offset) => shared.f32(offset, slotFloats))
   const weights = shardSizes(batch, replicas).map((size) => size / batch)
-  if (replicas === 2) {
-    // the common case, without the inner loop
-    const [s0, s1] = slots as [Float32Array, Float32Array]
-    const [w0, w1] = weights as [number, number]
-    for (let i = from; i < to; i++) average[i] = Math.fround(s0[i]! * w0) + Math.fround(s1[i]! * w1)
-  } else {
-    for (let i = from; i < to; i++) {
-      let sum = 0
-      for (let r = 0; r < replicas; r++) sum += Math.fround(slots[r]![i]! * weights[r]!)
-      average[i] = sum
-    }
+  for (let i = from; i < to; i++) {
+    let sum = 0
+    for (let r = 0; r < replicas; r++) sum += Math.fround(slots[r]![i]! * weights[r]!)
+    average[i] = sum
   }
   shared.barrier(C.B2_COUNT, C.B2_GEN)
 
