@@ -22,11 +22,11 @@ export const DEFAULT_DATA_DIR = '.local'
 /**
  * The recipe of docs/results (64 px, DLDL-v2 age head, weight average, gender loss weight 3, identical training images
  * merged, two data-parallel replicas on our GEMM where Node has relaxed SIMD: the trainer's defaults), sized so a
- * UTKFace run on a 2-core CPU ends within 2 hours: 8 epochs took 108 min, start to report, on Node 22 with two
- * replicas (docs/results/utkface-8epoch-64px-defaults.*); override with env or flags.
+ * UTKFace run on a 2-core CPU ends within 2 hours: 11 epochs took 78 min, start to report, on Node 22 with two
+ * replicas (docs/results/utkface-11epoch-64px-defaults.*); override with env or flags.
  */
 export const LOCAL_TRAIN_DEFAULTS: Readonly<Record<string, string>> = {
-  TRAIN_EPOCHS: '8',
+  TRAIN_EPOCHS: '11',
   TRAIN_IMAGE_SIZE: '64',
   AGEGENDER_BACKEND: 'auto',
 }

@@ -10,7 +10,7 @@ export const TRAIN_USAGE = `Usage: npm run train -- --data <folder|.zip|.tar|.ta
 
   --data PATH            dataset: UTKFace-named images, or any images with a labels.csv (filename,age,gender)
   --out PATH             output folder: model/, metrics.json, report.html, checkpoint/
-  --epochs N             (default 8)         --image-size S   multiple of 32 (default 64)
+  --epochs N             (default 11)        --image-size S   multiple of 32 (default 64)
   --progressive-from S   train the first two thirds of the epochs on smaller images, growing from S px to
                          --image-size (multiple of 8; default 0: off); the last third and evaluation at --image-size
   --batch B              (default 32)        --lr X           peak Adam learning rate (default 0.001)

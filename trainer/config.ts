@@ -7,8 +7,8 @@ import { defaultWasmThreads, MAX_WASM_THREADS } from '../core/engine/index.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 export const TrainConfig = z.object({
-  /** 8 at 64 px with replicas on our GEMM: 108 minutes measured on a 2-core machine (README, Defaults). */
-  epochs: z.coerce.number().int().min(1).max(1000).default(8),
+  /** 11 at 64 px with replicas on our GEMM: 78 minutes measured on a 2-core machine (README, Defaults). */
+  epochs: z.coerce.number().int().min(1).max(1000).default(11),
   imageSize: z.coerce
     .number()
     .int()

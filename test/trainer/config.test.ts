@@ -19,7 +19,7 @@ describe('training settings', () => {
   it('fills defaults and coerces strings from flags or the environment', () => {
     const c = parseTrainConfig({ epochs: '3', imageSize: '128', augment: 'false' } as never)
     expect(c).toMatchObject({ epochs: 3, imageSize: 128, batchSize: 32, augment: false, width: 64, workers: 'auto' })
-    expect(parseTrainConfig({}).epochs).toBe(8)
+    expect(parseTrainConfig({}).epochs).toBe(11)
   })
 
   it('decides --workers auto by the machine: a replica per core where each can convolve on our GEMM', () => {
