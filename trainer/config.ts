@@ -153,6 +153,28 @@ export function trainingSizeAt(config: Pick<TrainConfig, 'epochs' | 'imageSize' 
   return Math.min(imageSize, Math.round((from + ((imageSize - from) * epoch) / ramp) / 8) * 8)
 }
 
+/** The relative cost of training `epoch` (0-based): (size / imageSize)² of a full epoch (see {@link trainingSizeAt}). */
+export function epochCost(config: Pick<TrainConfig, 'epochs' | 'imageSize' | 'progressiveFrom'>, epoch: number) {
+  return (trainingSizeAt(config, epoch) / config.imageSize) ** 2
+}
+
+/**
+ * Seconds of training left after `epochsDone` epochs, from epochs this process timed whole (`timed`: 0-based epoch
+ * and seconds, validation included), each scaled by its {@link epochCost}; `undefined` before any such epoch.
+ */
+export function trainingSecondsLeft(
+  config: Pick<TrainConfig, 'epochs' | 'imageSize' | 'progressiveFrom'>,
+  timed: readonly { readonly epoch: number; readonly seconds: number }[],
+  epochsDone: number
+): number | undefined {
+  if (timed.length === 0) return undefined
+  const perFullEpoch =
+    timed.reduce((sum, t) => sum + t.seconds, 0) / timed.reduce((sum, t) => sum + epochCost(config, t.epoch), 0)
+  let left = 0
+  for (let e = epochsDone; e < config.epochs; e++) left += epochCost(config, e)
+  return left * perFullEpoch
+}
+
 /** Learning rate at `step` of `total`: linear warm-up, then cosine decay. */
 export function learningRateAt(config: TrainConfig, step: number, total: number): number {
   const warmup = Math.max(1, Math.round(total * config.warmupFraction))

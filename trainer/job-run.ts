@@ -9,6 +9,7 @@
  */
 import { z } from 'zod'
 import { BackendChoice, type EngineReport } from '../core/engine/index.js'
+import { formatDuration } from '../core/format.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, RunStatus, type Promotion } from '../core/runs.js'
@@ -197,8 +198,11 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
       shouldStop: () => options.signal?.aborted === true,
       checkpointEveryMinutes: env.checkpointMinutes,
       onEvent: async (e) => {
-        if (e.type === 'epoch')
-          await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done` })
+        if (e.type === 'epoch') {
+          const left =
+            e.secondsLeft === undefined || e.epoch >= e.epochs ? '' : `, about ${formatDuration(e.secondsLeft)} left`
+          await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done${left}` })
+        }
       },
     })
     const gate = qualityGate(metrics, env.maxAgeMae)

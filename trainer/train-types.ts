@@ -24,7 +24,8 @@ export type TrainEvent =
   | { type: 'decoded'; images: number; failures: number }
   | { type: 'resumed'; epochsDone: number; batchesDone: number }
   | { type: 'checkpoint'; epochsDone: number; batchesDone: number; step: number }
-  | { type: 'epoch'; epoch: number; epochs: number; record: EpochRecord }
+  /** `secondsLeft`: training time left, from the epochs this process timed whole (absent until one was). */
+  | { type: 'epoch'; epoch: number; epochs: number; record: EpochRecord; secondsLeft?: number }
   | { type: 'done'; metrics: TrainMetrics }
 
 export interface TrainOptions {

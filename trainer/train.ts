@@ -30,13 +30,20 @@ import {
   saveBest,
   saveCheckpoint,
 } from './checkpoint.js'
-import { learningRateAt, type ResolvedTrainConfig, resolveWorkers, trainingSizeAt } from './config.js'
+import {
+  learningRateAt,
+  type ResolvedTrainConfig,
+  resolveWorkers,
+  trainingSecondsLeft,
+  trainingSizeAt,
+} from './config.js'
 import { headVariableNames, LayerwiseAdam } from './layerwise-adam.js'
 import { WeightAverage } from './weight-average.js'
 import { decodeSplits, type DecodeResult } from './decode.js'
 import { dedupeTraining } from './dedupe.js'
 import { evaluate, type Evaluation, type Sample } from './evaluation.js'
 import { machineInfo, replicaRuntime } from './machine.js'
+import { formatDuration } from '../core/format.js'
 import { createProgress } from '../core/progress.js'
 import { renderReport } from './report.js'
 import { createTrainStep, type TrainStep } from './step.js'
@@ -337,6 +344,8 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
     await emit({ type: 'checkpoint', epochsDone: epoch, batchesDone, step: progress.step })
   }
   const tTrain = performance.now()
+  /** Epochs this process trained whole, for the time left (a resumed partial epoch would understate it). */
+  const timed: { epoch: number; seconds: number }[] = []
   for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
     const tEpoch = performance.now()
     const order = shuffled(
@@ -398,14 +407,22 @@ async function runEpochs(run: Run, data: PreparedData, learner: Learner, progres
       ...(size === config.imageSize ? {} : { trainImageSize: size }),
     }
     progress.history = [...progress.history, record]
-    log(describeEpoch(record, config.epochs))
+    if (firstBatch === 0) timed.push({ epoch, seconds: record.seconds })
+    const secondsLeft = trainingSecondsLeft(config, timed, epoch + 1)
+    log(describeEpoch(record, config.epochs, secondsLeft))
     const score = val ? val.metrics.ageMae : -record.epoch // without a validation split the last epoch is best
     if (progress.best === null || score < progress.best.valAgeMae) {
       progress.best = { epoch: record.epoch, valAgeMae: score }
       progress.bestPrefix = await withAverages(() => saveBest(output, model, meta()))
     }
     await checkpoint(epoch + 1)
-    await emit({ type: 'epoch', epoch: epoch + 1, epochs: config.epochs, record })
+    await emit({
+      type: 'epoch',
+      epoch: epoch + 1,
+      epochs: config.epochs,
+      record,
+      ...(secondsLeft === undefined ? {} : { secondsLeft }),
+    })
   }
   run.timings.trainSeconds = since(tTrain)
 }
@@ -441,15 +458,16 @@ function batchTensors(batch: readonly Sample[], config: ResolvedTrainConfig, aug
   return { x, age, gender }
 }
 
-/** The log line of a finished epoch. */
-function describeEpoch(record: EpochRecord, epochs: number): string {
+/** The log line of a finished epoch, with the training time left when it is known and epochs remain. */
+function describeEpoch(record: EpochRecord, epochs: number, secondsLeft: number | undefined): string {
   const val =
     record.valAgeMae === null
       ? ''
       : ` val age MAE ${record.valAgeMae.toFixed(2)} val gender acc ${record.valGenderAccuracy?.toFixed(3)}`
   return (
     `epoch ${record.epoch}/${epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
-    `${val} ${record.imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s`
+    `${val} ${record.imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s` +
+    (secondsLeft === undefined || record.epoch >= epochs ? '' : `, about ${formatDuration(secondsLeft)} left`)
   )
 }
 

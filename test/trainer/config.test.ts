@@ -4,11 +4,13 @@ import { parseTrainArgs, UsageError } from '../../trainer/cli-args.js'
 import { defaultWasmThreads, MAX_WASM_THREADS } from '../../core/engine/index.js'
 import {
   EngineThreads,
+  epochCost,
   learningRateAt,
   parseTrainConfig,
   replicasFor,
   resolveWorkers,
   TRAIN_ENV,
+  trainingSecondsLeft,
   trainingSizeAt,
   trainingThreads,
 } from '../../trainer/config.js'
@@ -90,6 +92,23 @@ describe('training settings', () => {
   it('rejects bad values naming the setting', () => {
     expect(() => parseTrainConfig({ imageSize: 100 })).toThrow(/imageSize: image size must be a multiple of 32/)
     expect(() => parseTrainConfig({ epochs: 0 })).toThrow(/epochs/)
+  })
+
+  it('estimates the training time left from the epochs timed so far, smaller epochs weighed by their pixels', () => {
+    const plain = parseTrainConfig({ epochs: 11 })
+    expect(trainingSecondsLeft(plain, [], 0)).toBeUndefined()
+    const timed = [
+      { epoch: 0, seconds: 100 },
+      { epoch: 1, seconds: 110 },
+      { epoch: 2, seconds: 90 },
+    ]
+    expect(trainingSecondsLeft(plain, timed, 3)).toBeCloseTo(800)
+    expect(trainingSecondsLeft(plain, timed, 11)).toBe(0)
+    // 9 epochs from 48 px at 64: 48, 48, 56, 56, 56, then 64; the first epoch cost (48 / 64)² of a full one
+    const progressive = parseTrainConfig({ epochs: 9, progressiveFrom: 48 })
+    expect(epochCost(progressive, 0)).toBeCloseTo(0.5625)
+    const left = 0.5625 + 3 * (56 / 64) ** 2 + 4
+    expect(trainingSecondsLeft(progressive, [{ epoch: 0, seconds: 56.25 }], 1)).toBeCloseTo(100 * left)
   })
 
   it('grows the training image size over the first two thirds of the epochs under progressive resizing', () => {

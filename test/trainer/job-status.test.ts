@@ -1,6 +1,7 @@
 /**
  * What a resumed attempt writes to status.json (issue 9 item 8): the epoch reached stays while it reloads,
  * the job id is this attempt's, and the dataset's ETag is recorded as an ETag, not as a version id.
+ * And what a training run says there after each epoch: the training time left.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunStatus } from '../../core/runs.js'
 import { FolderStore } from '../../core/store/folder-store.js'
 import { parseJobEnv, runJob } from '../../trainer/job-run.js'
-import { corruptImage, tarBuffer } from '../../support/images.js'
+import { corruptImage, makeImages, tarBuffer } from '../../support/images.js'
 
 /** A folder store that keeps every status.json written, in order. */
 class RecordingStore extends FolderStore {
@@ -79,5 +80,43 @@ describe('job status on a resumed attempt', () => {
       expect(s.jobId).toBe('job-2')
       expect(s.epoch).toBe(2)
     }
+  })
+})
+
+describe('job status while training', () => {
+  it('says after each epoch but the last how much training time is left', async () => {
+    // Prepare: a small dataset for 2 epochs
+    const store = new RecordingStore(join(dir, 'store-eta'))
+    const key = 'datasets/small.tar.gz'
+    const images = await makeImages({ count: 48, size: 40, seed: 3 })
+    await store.put(
+      key,
+      await tarBuffer(
+        images.map((i) => ({ name: i.name, bytes: i.bytes })),
+        { gzip: true }
+      )
+    )
+    const t = new Date().toISOString()
+    await store.put(
+      'runs/r2/status.json',
+      JSON.stringify({ runId: 'r2', state: 'queued', dataset: { key }, createdAt: t, updatedAt: t } satisfies RunStatus)
+    )
+    const env = parseJobEnv({
+      STORE_BUCKET: 'b',
+      DATASET_KEY: key,
+      RUN_ID: 'r2',
+      TRAIN_EPOCHS: '2',
+      TRAIN_IMAGE_SIZE: '32',
+      TRAIN_BATCH_SIZE: '16',
+      TRAIN_WIDTH: '8',
+      QUALITY_GATE_MAX_AGE_MAE: '100',
+    })
+    // Act
+    await runJob({ env, store, backend: { name: 'cpu', description: 'test' }, log: () => {} })
+    // Assess
+    const reasons = store.statuses.map((s) => s.reason)
+    expect(reasons).toContainEqual(expect.stringMatching(/^epoch 1 of 2 done, about .+ left$/))
+    expect(reasons).toContain('epoch 2 of 2 done')
+    expect(store.statuses.at(-1)?.state).toBe('succeeded')
   })
 })

@@ -212,6 +212,9 @@ describe('train', () => {
     expect(run.config.progressiveFrom).toBe(16)
     expect(run.history.map((r) => r.trainImageSize)).toEqual([16, 24, undefined])
     expect(logged.some((l) => l.startsWith('epoch 1/3 at 16 px'))).toBe(true)
+    // the epoch lines say how long the rest takes, until the last
+    expect(logged.find((l) => l.startsWith('epoch 1/3:'))).toMatch(/ s, about .+ left$/)
+    expect(logged.find((l) => l.startsWith('epoch 3/3:'))).not.toMatch(/left/)
     expect(run.history.every((r) => Number.isFinite(r.trainLoss) && r.valAgeMae !== null)).toBe(true)
     const { model, meta } = await loadModel(output, 'model/')
     expect(meta.inputSize).toBe(SETTINGS.imageSize)
