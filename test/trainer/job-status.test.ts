@@ -88,7 +88,7 @@ describe('job status while training', () => {
     // Prepare: a small dataset for 2 epochs
     const store = new RecordingStore(join(dir, 'store-eta'))
     const key = 'datasets/small.tar.gz'
-    const images = await makeImages({ count: 48, size: 40, seed: 3 })
+    const images = await makeImages({ count: 32, size: 32, seed: 3 })
     await store.put(
       key,
       await tarBuffer(
