@@ -9,7 +9,6 @@
  */
 import { z } from 'zod'
 import { BackendChoice, type EngineReport } from '../core/engine/index.js'
-import { formatDuration } from '../core/format.js'
 import { testSummary } from '../core/metrics.js'
 import { copyPrefix } from '../core/model-io.js'
 import { LATEST_MODEL_KEY, modelPrefix, runKeys, RunStatus, type Promotion } from '../core/runs.js'
@@ -35,7 +34,7 @@ import { replicaRuntime } from './machine.js'
 import { deviceProblem, deviceReport, type DeviceReport } from './device.js'
 import { JOB_EXIT } from './exit-codes.js'
 import { loadDatasetForTraining } from './load.js'
-import { TrainingError, train, TrainingStopped } from './train.js'
+import { describeTimeLeft, TrainingError, train, TrainingStopped } from './train.js'
 import { parseSettings } from '../core/zod-issues.js'
 
 /** A run is promoted only when its test age MAE (years) is at most this, unless QUALITY_GATE_MAX_AGE_MAE says otherwise. */
@@ -199,9 +198,8 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
       checkpointEveryMinutes: env.checkpointMinutes,
       onEvent: async (e) => {
         if (e.type === 'epoch') {
-          const left =
-            e.secondsLeft === undefined || e.epoch >= e.epochs ? '' : `, about ${formatDuration(e.secondsLeft)} left`
-          await setStatus({ epoch: e.epoch, epochs: e.epochs, reason: `epoch ${e.epoch} of ${e.epochs} done${left}` })
+          const reason = `epoch ${e.epoch} of ${e.epochs} done${describeTimeLeft(e.secondsLeft)}`
+          await setStatus({ epoch: e.epoch, epochs: e.epochs, reason })
         }
       },
     })

@@ -467,8 +467,13 @@ function describeEpoch(record: EpochRecord, epochs: number, secondsLeft: number 
   return (
     `epoch ${record.epoch}/${epochs}: loss ${record.trainLoss.toFixed(3)} train age MAE ${record.trainAgeMae.toFixed(2)}` +
     `${val} ${record.imagesPerSecond.toFixed(1)} img/s ${record.seconds.toFixed(0)} s` +
-    (secondsLeft === undefined || record.epoch >= epochs ? '' : `, about ${formatDuration(secondsLeft)} left`)
+    describeTimeLeft(secondsLeft)
   )
+}
+
+/** `, about 48 min 0 s left` after an epoch's line or status; empty when unknown or when no training is left. */
+export function describeTimeLeft(secondsLeft: number | undefined): string {
+  return secondsLeft ? `, about ${formatDuration(secondsLeft)} left` : ''
 }
 
 /** 5. The best epoch's weights (averaged with `--ema`), measured as served, calibrated and exported to `model/`. */
